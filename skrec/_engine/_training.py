@@ -1,0 +1,171 @@
+"""Training and prediction on tensors that live on the training device.
+
+The data are moved to the device once; each epoch draws one ``torch.randperm``
+and slices it into batches, so the inner loop has no DataLoader, no per-row
+Python and no host-device copies.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PREDICT_CHUNK_SIZE = 262_144
+
+
+@dataclass
+class Interactions:
+    """Encoded (user, item, features, target) rows as tensors on one device."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    features: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+    @classmethod
+    def from_arrays(cls, users, items, features=None, targets=None, device="cpu"):
+        """Copy numpy arrays to ``device`` once, as int64 codes and float32 values."""
+        return cls(
+            users=_to_device(users, torch.int64, device),
+            items=_to_device(items, torch.int64, device),
+            features=_to_device(features, torch.float32, device),
+            targets=_to_device(targets, torch.float32, device),
+        )
+
+    def __len__(self):
+        return len(self.users)
+
+    def rows(self, index):
+        """The rows at ``index`` (a slice or an index tensor)."""
+        return Interactions(
+            self.users[index],
+            self.items[index],
+            None if self.features is None else self.features[index],
+            None if self.targets is None else self.targets[index],
+        )
+
+
+class Trainer:
+    """One optimizer over one module, trained an epoch at a time.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps ``(users, items, features)`` to one score per row.
+    data : Interactions
+        Training rows, on the module's device, with targets.
+    batch_size : int
+    learning_rate : float
+    alpha : float
+        L2 penalty on the embedding rows and biases of each batch, per row, as
+        in biased matrix factorization trained by SGD.
+    seed : int
+        Seeds the batch order.
+    """
+
+    def __init__(self, module, data, *, batch_size, learning_rate, alpha, seed):
+        self.module = module
+        self.data = data
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
+        self.optimizer = make_optimizer(module, learning_rate)
+
+    def train_epoch(self):
+        """Run one pass over the data in random order; return the mean loss."""
+        self.module.train()
+        n_rows = len(self.data)
+        device = self.data.users.device
+        order = torch.randperm(n_rows, generator=self.generator, device=device)
+        total = torch.zeros((), device=device)
+        for start in range(0, n_rows, self.batch_size):
+            batch = self.data.rows(order[start : start + self.batch_size])
+            total += self.train_step(batch) * len(batch)
+        return total.item() / n_rows
+
+    def train_step(self, batch):
+        """One optimizer step on ``batch``; returns the batch's data loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        scores = self.module(batch.users, batch.items, batch.features)
+        loss = F.mse_loss(scores, batch.targets)
+        penalty = self.alpha * embedding_penalty(self.module, batch)
+        (loss + penalty).backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+def make_optimizer(module, learning_rate):
+    """Adam with the fused kernel where the device has one, foreach otherwise."""
+    params = list(module.parameters())
+    try:
+        return torch.optim.Adam(params, lr=learning_rate, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(params, lr=learning_rate, foreach=True)
+
+
+def embedding_penalty(module, batch):
+    """Mean squared norm of the embedding rows that ``batch`` touched."""
+    penalty = 0.0
+    for kind, codes in (("user", batch.users), ("item", batch.items)):
+        for table in module.embedding_tables()[kind]:
+            penalty = penalty + table(codes).square().sum(dim=1).mean()
+    return penalty
+
+
+def predict_scores(module, data, chunk_size=PREDICT_CHUNK_SIZE):
+    """Scores of every row of ``data`` as a float64 numpy array."""
+    module.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(data), chunk_size):
+            batch = data.rows(slice(start, start + chunk_size))
+            chunks.append(module(batch.users, batch.items, batch.features).cpu())
+    if not chunks:
+        return np.empty(0)
+    return torch.cat(chunks).double().numpy()
+
+
+def fill_unknown_rows(module):
+    """Set row 0 of every embedding table to the mean of the known rows.
+
+    Unknown users and items are then scored as an average user or item, so a
+    pair with one known side still gets that side's learned preferences.
+    """
+    with torch.no_grad():
+        for tables in module.embedding_tables().values():
+            for table in tables:
+                if table.num_embeddings > 1:
+                    table.weight[0] = table.weight[1:].mean(dim=0)
+
+
+def grow_embedding_tables(module, n_rows):
+    """Append rows to the embedding tables so each kind has ``n_rows[kind]`` rows.
+
+    New rows start as the mean of the known rows, the same as the unknown row.
+    """
+    with torch.no_grad():
+        for kind, tables in module.embedding_tables().items():
+            for table in tables:
+                extra = n_rows[kind] - table.num_embeddings
+                if extra > 0:
+                    fill = table.weight[1:].mean(dim=0, keepdim=True).expand(extra, -1)
+                    table.weight = torch.nn.Parameter(torch.cat([table.weight, fill]))
+                    table.num_embeddings = n_rows[kind]
+
+
+@contextlib.contextmanager
+def seeded(seed, device):
+    """Seed torch's global generators for weight init and dropout, then restore."""
+    devices = [device] if device.type != "cpu" else []
+    device_type = device.type if device.type != "cpu" else "cuda"
+    with torch.random.fork_rng(devices=devices, device_type=device_type):
+        torch.manual_seed(seed)
+        yield
+
+
+def _to_device(array, dtype, device):
+    if array is None:
+        return None
+    return torch.as_tensor(np.ascontiguousarray(array)).to(device=device, dtype=dtype)

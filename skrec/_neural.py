@@ -1,0 +1,699 @@
+"""NeuralRecommender: the scikit-learn estimator around the torch engine."""
+
+import copy
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._encoding import build_vocabulary, encode_ids, extend_vocabulary, unknown_ids
+from ._engine._device import resolve_device
+from ._engine._modules import ACTIVATIONS, EmbeddingMLP
+from ._engine._training import (
+    Interactions,
+    Trainer,
+    fill_unknown_rows,
+    grow_embedding_tables,
+    predict_scores,
+    seeded,
+)
+from ._sklearn_compat import Interval, StrOptions, _fit_context
+
+AUTO_BATCH_SIZE = 1024
+
+
+class NeuralRecommender(RegressorMixin, BaseEstimator):
+    """Neural recommender on user and item embeddings, with optional side features.
+
+    Each row of ``X`` is a (user, item) pair, possibly followed by numeric side
+    features. User and item IDs index learned embedding tables; the two vectors
+    and the side features are concatenated and fed to a multi-layer perceptron,
+    whose output is fused with the element-wise product of the embeddings and
+    with global, user and item bias terms (the NeuMF structure). The network is
+    trained with Adam on the squared error to predict the rating ``y``.
+
+    Read more about the parameters shared with
+    :class:`~sklearn.neural_network.MLPRegressor` in its documentation: they
+    mean the same here.
+
+    Parameters
+    ----------
+    embedding_dim : int, default=64
+        Length of the user and item embedding vectors.
+
+    hidden_layer_sizes : array-like of shape (n_layers,), default=(64, 32)
+        Widths of the hidden layers of the MLP; empty for none.
+
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Activation of the hidden layers.
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer during training.
+
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the embedding rows and biases of each
+        training row, as in biased matrix factorization.
+
+    batch_size : int or "auto", default="auto"
+        Rows per optimizer step. ``"auto"`` is ``min(1024, n_samples)``.
+
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+
+    max_iter : int, default=100
+        Maximum number of epochs (passes over the training data).
+
+    tol : float, default=1e-4
+        Improvement of the validation score (with early stopping) or of the
+        training loss (without) below which an epoch counts as no improvement.
+
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows, stop when their R^2 has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs, and keep the weights
+        of the best epoch. Unlike ``MLPRegressor`` this is on by default, since
+        recommenders overfit long before their training loss stops falling.
+
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping.
+
+    n_iter_no_change : int, default=5
+        Epochs without improvement before training stops.
+
+    loss : {"mse"}, default="mse"
+        Training loss; ``"mse"`` fits explicit ratings.
+
+    device : str, default="auto"
+        Where to train and predict: ``"auto"`` (the ``SKREC_DEVICE`` environment
+        variable, else CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, ``"mps"``. An unavailable device raises ``ValueError``.
+
+    handle_unknown : {"fallback", "error"}, default="fallback"
+        What ``predict`` does with users or items not seen in fit. With
+        ``"fallback"`` an unknown ID is scored with the average of the learned
+        embedding and bias rows, so an unknown item paired with a known user gets
+        that user's bias and average preferences, and an unknown pair gets about
+        the global mean. ``"error"`` raises ``ValueError`` naming how many users
+        and items were unknown.
+
+    user_col, item_col : int or str, default=0 and 1
+        Position of the user and item ID columns in ``X``, or their name when
+        ``X`` is a DataFrame. IDs may be any ints or strings. All other columns
+        are numeric side features.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, the validation split, the batch order and
+        dropout. An int gives identical predictions across fits on the CPU.
+
+    warm_start : bool, default=False
+        Continue from the previous fit's weights. IDs new to the second fit get
+        new embedding rows; the previous ones keep theirs.
+
+    verbose : bool, default=False
+        Print one line per epoch: loss, validation score, seconds, samples/s.
+
+    Attributes
+    ----------
+    users_ : ndarray of shape (n_users,)
+        User IDs seen in fit; ``users_[k]`` owns embedding row ``k + 1``.
+
+    items_ : ndarray of shape (n_items,)
+        Item IDs seen in fit, as ``users_``.
+
+    module_ : torch.nn.Module
+        The trained network.
+
+    device_ : torch.device
+        The device the network lives on.
+
+    rating_range_ : tuple of float
+        Smallest and largest rating seen in fit; predictions are clipped to it.
+
+    n_iter_ : int
+        Epochs run.
+
+    loss_curve_ : list of float
+        Mean squared error on the training rows, per epoch.
+
+    validation_scores_ : list of float or None
+        R^2 on the held-out rows per epoch; None without early stopping.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``; None without early stopping.
+
+    best_loss_ : float or None
+        Lowest training loss; None with early stopping, as in ``MLPRegressor``.
+
+    n_features_in_ : int
+        Number of columns of ``X``, ID columns included.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X`` when it is a DataFrame with string names.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPRegressor : MLP on dense features only.
+
+    Notes
+    -----
+    The network follows He et al., "Neural Collaborative Filtering" (WWW 2017),
+    with the bias terms of biased matrix factorization added, since an MLP
+    alone learns a dot product poorly (Rendle et al., RecSys 2020).
+
+    Examples
+    --------
+    >>> from skrec import NeuralRecommender
+    >>> from skrec.datasets import make_ratings
+    >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=800, random_state=0)
+    >>> est = NeuralRecommender(embedding_dim=8, max_iter=5, random_state=0)
+    >>> est.fit(X, y).predict(X[:3]).shape
+    (3,)
+    >>> est.predict([[0, 10**6]])  # an item never seen in fit still gets a rating
+    array([...])
+    """
+
+    _parameter_constraints = {
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "loss": [StrOptions({"mse"})],
+        "device": [str],
+        "handle_unknown": [StrOptions({"fallback", "error"})],
+        "user_col": [Integral, str],
+        "item_col": [Integral, str],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        embedding_dim=64,
+        hidden_layer_sizes=(64, 32),
+        *,
+        activation="relu",
+        dropout=0.0,
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=100,
+        tol=1e-4,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        loss="mse",
+        device="auto",
+        handle_unknown="fallback",
+        user_col=0,
+        item_col=1,
+        random_state=None,
+        warm_start=False,
+        verbose=False,
+    ):
+        self.embedding_dim = embedding_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.loss = loss
+        self.device = device
+        self.handle_unknown = handle_unknown
+        self.user_col = user_col
+        self.item_col = item_col
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the network to the ratings ``y`` of the (user, item) rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            User IDs, item IDs and optional numeric side features.
+
+        y : array-like of shape (n_samples,)
+            Ratings.
+
+        Returns
+        -------
+        self : NeuralRecommender
+            The fitted estimator.
+        """
+        first_pass = not hasattr(self, "module_") or not self.warm_start
+        # Everything is computed into locals and assigned at the end, so a fit
+        # that fails leaves a previously fitted model as it was.
+        previous_state = self.__dict__.copy()
+        try:
+            self._fit(X, y, first_pass)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+        return self
+
+    def predict(self, X):
+        """Predict the rating of each (user, item) row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Rows with the same columns as in fit.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted ratings, clipped to ``rating_range_``.
+        """
+        check_is_fitted(self)
+        users, items, features = self._validate_table(X, reset=False)
+        user_codes = encode_ids(users, self.users_)
+        item_codes = encode_ids(items, self.items_)
+        if self.handle_unknown == "error":
+            _raise_for_unknown(users, user_codes, items, item_codes)
+        data = Interactions.from_arrays(
+            user_codes, item_codes, self._scale_features(features), device=self.device_
+        )
+        scores = predict_scores(self.module_, data)
+        return np.clip(self._y_mean + self._y_scale * scores, *self.rating_range_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # String IDs are supported, but scikit-learn's `string` tag would also
+        # require accepting any object (a dict) as an ID; such IDs are a
+        # TypeError here, which is what the tag's default pins.
+        tags.input_tags.string = False
+        return tags
+
+    def __getstate__(self):
+        # Pickles carry the network on the CPU so that they load anywhere.
+        state = self.__dict__.copy()
+        if "module_" in state:
+            state["module_"] = copy.deepcopy(self.module_).cpu()
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "module_" in state:
+            self.device_ = _loadable_device(self.device_)
+            self.module_.to(self.device_)
+
+    # -- fitting ----------------------------------------------------------------
+
+    def _fit(self, X, y, first_pass):
+        users, items, features = self._validate_table(X, reset=first_pass)
+        y = _validate_target(y, users)
+        device = resolve_device(self.device)
+        if first_pass:
+            self._set_vocabularies(users, items)
+            self._set_scalers(features, y)
+        else:
+            self._extend_vocabularies(users, items)
+        data = Interactions.from_arrays(
+            encode_ids(users, self.users_),
+            encode_ids(items, self.items_),
+            self._scale_features(features),
+            (y - self._y_mean) / self._y_scale,
+            device=device,
+        )
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        train, validation = self._split_validation(data, seed)
+        with seeded(seed, device):
+            module = self._initial_module(features, device, first_pass)
+            trainer = Trainer(
+                module,
+                train,
+                batch_size=self._batch_size(len(train)),
+                learning_rate=self.learning_rate_init,
+                alpha=self.alpha,
+                seed=seed,
+            )
+            history = self._run_epochs(trainer, validation)
+        fill_unknown_rows(module)
+        self.module_ = module
+        self.device_ = device
+        self._set_history(history)
+
+    def _set_vocabularies(self, users, items):
+        self.users_ = build_vocabulary(users, self._column_label("user_col"))
+        self.items_ = build_vocabulary(items, self._column_label("item_col"))
+
+    def _extend_vocabularies(self, users, items):
+        self.users_ = extend_vocabulary(
+            self.users_, users, self._column_label("user_col")
+        )
+        self.items_ = extend_vocabulary(
+            self.items_, items, self._column_label("item_col")
+        )
+
+    def _set_scalers(self, features, y):
+        # Standardised targets and features let one learning rate suit any
+        # rating scale and any feature units.
+        self._y_mean = float(y.mean())
+        self._y_scale = float(y.std()) or 1.0
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        if features is None:
+            self._feature_mean = self._feature_scale = None
+        else:
+            self._feature_mean = features.mean(axis=0)
+            scale = features.std(axis=0)
+            self._feature_scale = np.where(scale > 0, scale, 1.0)
+
+    def _scale_features(self, features):
+        if features is None:
+            return None
+        return (features - self._feature_mean) / self._feature_scale
+
+    def _initial_module(self, features, device, first_pass):
+        n_rows = {"user": len(self.users_) + 1, "item": len(self.items_) + 1}
+        if not first_pass:
+            module = copy.deepcopy(self.module_).to(device)
+            grow_embedding_tables(module, n_rows)
+            return module
+        return EmbeddingMLP(
+            n_users=n_rows["user"],
+            n_items=n_rows["item"],
+            n_features=0 if features is None else features.shape[1],
+            embedding_dim=self.embedding_dim,
+            hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
+            activation=self.activation,
+            dropout=self.dropout,
+        ).to(device)
+
+    def _hidden_layer_sizes(self):
+        sizes = np.atleast_1d(self.hidden_layer_sizes)
+        if sizes.ndim != 1 or not all(
+            isinstance(s, Integral | np.integer) and s > 0 for s in sizes.tolist()
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive ints, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return [int(s) for s in sizes]
+
+    def _batch_size(self, n_rows):
+        if self.batch_size == "auto":
+            return min(AUTO_BATCH_SIZE, n_rows)
+        return self.batch_size
+
+    def _split_validation(self, data, seed):
+        if not self.early_stopping:
+            return data, None
+        n_rows = len(data)
+        n_validation = int(round(self.validation_fraction * n_rows))
+        if n_validation < 1 or n_validation >= n_rows:
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction="
+                f"{self.validation_fraction} of the rows, which leaves no training or "
+                f"no validation rows with n_samples={n_rows}. Use more rows, another "
+                "validation_fraction, or early_stopping=False."
+            )
+        order = np.random.RandomState(seed).permutation(n_rows)
+        return data.rows(order[n_validation:]), data.rows(order[:n_validation])
+
+    def _run_epochs(self, trainer, validation):
+        history = _History(early_stopping=validation is not None, tol=self.tol)
+        for epoch in range(1, self.max_iter + 1):
+            start = time.perf_counter()
+            try:
+                loss = trainer.train_epoch() * self._y_scale**2
+            except KeyboardInterrupt:
+                warnings.warn(
+                    f"Training interrupted by the user in epoch {epoch}; keeping the "
+                    "best weights so far.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                break
+            _raise_if_diverged(loss, epoch, self.learning_rate_init)
+            score = None if validation is None else _r2(trainer.module, validation)
+            history.record(loss, score, trainer.module)
+            if self.verbose:
+                _print_epoch(epoch, loss, score, time.perf_counter() - start, trainer)
+            if history.stalled_epochs > self.n_iter_no_change:
+                break
+        else:
+            warnings.warn(
+                f"NeuralRecommender stopped at max_iter={self.max_iter} epochs "
+                "before converging; raise max_iter.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        history.restore_best(trainer.module)
+        return history
+
+    def _set_history(self, history):
+        self.n_iter_ = len(history.losses)
+        self.loss_curve_ = history.losses
+        if history.early_stopping:
+            self.validation_scores_ = history.scores
+            self.best_validation_score_ = history.best
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = -history.best
+
+    # -- input validation -------------------------------------------------------
+
+    def _validate_table(self, X, reset):
+        """Split ``X`` into user IDs, item IDs and a float feature matrix or None."""
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            _check_table_shape(X.shape)
+            columns = [X.iloc[:, j] for j in range(X.shape[1])]
+            names = [str(name) for name in X.columns]
+        else:
+            X = validate_data(
+                self,
+                X,
+                dtype=None,
+                ensure_all_finite=False,
+                ensure_min_features=2,
+                reset=reset,
+            )
+            columns = [pd.Series(X[:, j]) for j in range(X.shape[1])]
+            names = None
+        user_pos = self._column_position("user_col", names, len(columns))
+        item_pos = self._column_position("item_col", names, len(columns))
+        if user_pos == item_pos:
+            raise ValueError(
+                f"user_col={self.user_col!r} and item_col={self.item_col!r} name the "
+                "same column."
+            )
+        users = _check_ids(columns[user_pos], self._column_label("user_col"))
+        items = _check_ids(columns[item_pos], self._column_label("item_col"))
+        feature_positions = [
+            j for j in range(len(columns)) if j not in (user_pos, item_pos)
+        ]
+        features = _check_features(
+            [columns[j] for j in feature_positions],
+            [names[j] if names else f"column {j}" for j in feature_positions],
+        )
+        return users, items, features
+
+    def _column_position(self, param, names, n_columns):
+        col = getattr(self, param)
+        if isinstance(col, str):
+            if names is None:
+                raise ValueError(
+                    f"{param}={col!r} is a column name, but X has no column names; "
+                    "pass a DataFrame or give the column's position."
+                )
+            if col not in names:
+                raise ValueError(
+                    f"{param}={col!r} is not a column of X; its columns are {names}."
+                )
+            return names.index(col)
+        if not 0 <= col < n_columns:
+            raise ValueError(
+                f"{param}={col} is out of range for X with {n_columns} columns."
+            )
+        return int(col)
+
+    def _column_label(self, param):
+        return f"{param}={getattr(self, param)!r}"
+
+
+class _History:
+    """Per-epoch losses and scores, and the weights of the best epoch."""
+
+    def __init__(self, early_stopping, tol):
+        self.early_stopping = early_stopping
+        self.tol = tol
+        self.losses = []
+        self.scores = []
+        self.best = -np.inf
+        self.best_state = None
+        self.stalled_epochs = 0
+
+    def record(self, loss, score, module):
+        self.losses.append(loss)
+        if self.early_stopping:
+            self.scores.append(score)
+        # Higher is better for both: R^2, or the negated training loss.
+        value = score if self.early_stopping else -loss
+        self.stalled_epochs = (
+            0 if value > self.best + self.tol else self.stalled_epochs + 1
+        )
+        if value > self.best:
+            self.best = value
+            self.best_state = copy.deepcopy(module.state_dict())
+
+    def restore_best(self, module):
+        if self.early_stopping and self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+
+def _validate_target(y, users):
+    if y is None:
+        raise ValueError(
+            "NeuralRecommender requires y to be passed, but the target y is None."
+        )
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    y = column_or_1d(y, warn=True)
+    check_consistent_length(users, y)
+    return y
+
+
+def _check_table_shape(shape):
+    n_rows, n_columns = shape
+    if n_rows < 1:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is "
+            "required."
+        )
+    if n_columns < 2:
+        raise ValueError(
+            f"Found array with {n_columns} feature(s) (shape={shape}) while a "
+            "minimum of 2 is required: X needs a user and an item ID column."
+        )
+
+
+def _check_ids(ids, label):
+    missing = ids.isna()
+    if missing.any():
+        raise ValueError(
+            f"Column {label} contains {int(missing.sum())} missing IDs (NaN or None); "
+            "every row needs a user and an item."
+        )
+    if pd.api.types.is_numeric_dtype(ids.dtype) and not np.isfinite(ids).all():
+        raise ValueError(f"Column {label} contains infinite IDs (inf).")
+    if ids.dtype == object:
+        _check_hashable(ids, label)
+    return ids
+
+
+def _check_hashable(ids, label):
+    try:
+        pd.unique(ids)
+    except TypeError:
+        bad = next(v for v in ids if not isinstance(v, str | Integral | Real))
+        raise TypeError(
+            f"Column {label} holds {bad!r} of type {type(bad).__name__}: each ID "
+            "argument must be a string or a number."
+        ) from None
+
+
+def _check_features(columns, names):
+    if not columns:
+        return None
+    converted = []
+    for column, name in zip(columns, names, strict=True):
+        try:
+            values = column.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"Side-feature {name} is not numeric (dtype {column.dtype}); encode "
+                "it first, for example with a OneHotEncoder in a ColumnTransformer."
+            ) from exc
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"Side-feature {name} contains NaN or infinity; impute it first, for "
+                "example with SimpleImputer."
+            )
+        converted.append(values)
+    return np.column_stack(converted)
+
+
+def _raise_for_unknown(users, user_codes, items, item_codes):
+    new_users = unknown_ids(users, user_codes)
+    new_items = unknown_ids(items, item_codes)
+    if len(new_users) or len(new_items):
+        raise ValueError(
+            f"X holds {len(new_users)} users and {len(new_items)} items not seen in "
+            f"fit (for example users {list(new_users[:3])}, items "
+            f"{list(new_items[:3])}). Use handle_unknown='fallback' to score them."
+        )
+
+
+def _raise_if_diverged(loss, epoch, learning_rate):
+    if not np.isfinite(loss):
+        raise FloatingPointError(
+            f"Training diverged in epoch {epoch}: the loss became {loss}. Lower "
+            f"learning_rate_init (now {learning_rate})."
+        )
+
+
+def _r2(module, validation):
+    predicted = predict_scores(module, validation)
+    target = validation.targets.double().cpu().numpy()
+    residual = np.sum((target - predicted) ** 2)
+    total = np.sum((target - target.mean()) ** 2)
+    return 1.0 - residual / total if total > 0 else 0.0
+
+
+def _print_epoch(epoch, loss, score, seconds, trainer):
+    score_text = "" if score is None else f", validation score={score:.4f}"
+    rate = len(trainer.data) / seconds if seconds > 0 else float("inf")
+    print(
+        f"Epoch {epoch}: loss={loss:.4f}{score_text}, {seconds:.2f}s, "
+        f"{rate:,.0f} samples/s"
+    )
+
+
+def _loadable_device(device):
+    try:
+        return resolve_device(device)
+    except ValueError:
+        warnings.warn(
+            f"This model was fitted on {device}, which is not available here; it "
+            "was loaded on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return resolve_device("cpu")
