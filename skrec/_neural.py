@@ -62,9 +62,13 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
     dropout : float, default=0.0
         Dropout probability after each hidden layer during training.
 
-    alpha : float, default=1e-4
-        Strength of the L2 penalty on the embedding rows and biases of each
-        training row, as in biased matrix factorization.
+    alpha : float, default=50.0
+        Strength of the L2 penalty on the embedding and bias tables: the loss
+        minimised is the sum of squared errors of the standardised ratings plus
+        ``alpha`` times the squared norm of every user's and item's rows. Users
+        and items with few ratings are thus pulled towards the average far more
+        than frequent ones. Unlike ``MLPRegressor``'s ``alpha`` it is not scaled
+        by the number of samples, so useful values are in the tens.
 
     batch_size : int or "auto", default="auto"
         Rows per optimizer step. ``"auto"`` is ``min(1024, n_samples)``.
@@ -219,7 +223,7 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
         *,
         activation="relu",
         dropout=0.0,
-        alpha=1e-4,
+        alpha=50.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=100,

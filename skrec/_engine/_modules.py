@@ -25,11 +25,13 @@ class EmbeddingMLP(nn.Module):
 
     The score of a (user, item) pair with side features ``x`` is::
 
-        b + b_u + b_i + w . [p_u * q_i, MLP([p_u, q_i, x])]
+        b + b_u + b_i + p_u . q_i + w . MLP([p_u, q_i, x])
 
-    The MLP on the concatenation is the network of the seed design; the
-    element-wise product (the GMF half of NeuMF) and the bias terms give it the
-    dot-product structure an MLP learns poorly on its own.
+    The MLP on the concatenation is the network of the seed design; the dot
+    product and the bias terms give it the structure of biased matrix
+    factorization, which an MLP learns poorly on its own. The dot product has no
+    learned scale on purpose: a free scale would let the model shrink the
+    embeddings and escape their L2 penalty.
     """
 
     def __init__(
@@ -51,15 +53,15 @@ class EmbeddingMLP(nn.Module):
         self.mlp, mlp_width = _mlp(
             2 * embedding_dim + n_features, hidden_layer_sizes, activation, dropout
         )
-        self.output = nn.Linear(embedding_dim + mlp_width, 1, bias=False)
+        self.output = nn.Linear(mlp_width, 1, bias=False)
 
     def forward(self, users, items, features=None):
         p = self.user_embedding(users)
         q = self.item_embedding(items)
         mlp_input = [p, q] if features is None else [p, q, features]
-        fused = torch.cat([p * q, self.mlp(torch.cat(mlp_input, dim=1))], dim=1)
+        mlp_score = self.output(self.mlp(torch.cat(mlp_input, dim=1)))
         bias = self.user_bias(users) + self.item_bias(items)
-        return (self.output(fused) + bias).squeeze(1) + self.global_bias
+        return (mlp_score + bias).squeeze(1) + (p * q).sum(dim=1) + self.global_bias
 
     def embedding_tables(self):
         """The tables whose row 0 stands for an unknown ID, by kind."""

@@ -72,6 +72,10 @@ class Trainer:
         self.alpha = alpha
         self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
         self.optimizer = make_optimizer(module, learning_rate)
+        self.row_weights = {
+            "user": inverse_frequency(data.users, module, "user"),
+            "item": inverse_frequency(data.items, module, "item"),
+        }
 
     def train_epoch(self):
         """Run one pass over the data in random order; return the mean loss."""
@@ -90,10 +94,27 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         scores = self.module(batch.users, batch.items, batch.features)
         loss = F.mse_loss(scores, batch.targets)
-        penalty = self.alpha * embedding_penalty(self.module, batch)
-        (loss + penalty).backward()
+        if self.alpha > 0:
+            loss_and_penalty = loss + self.alpha * self.embedding_penalty(batch)
+        else:
+            loss_and_penalty = loss
+        loss_and_penalty.backward()
         self.optimizer.step()
         return loss.detach()
+
+    def embedding_penalty(self, batch):
+        """Squared norms of the batch's embedding rows, each over its frequency.
+
+        Dividing by how often a row occurs makes one epoch's penalty the plain L2
+        norm of each table, so rarely seen users and items are shrunk towards the
+        average far more than frequent ones, as a Gaussian prior would.
+        """
+        penalty = 0.0
+        for kind, codes in (("user", batch.users), ("item", batch.items)):
+            weights = self.row_weights[kind][codes]
+            for table in self.module.embedding_tables()[kind]:
+                penalty = penalty + (table(codes).square().sum(dim=1) * weights).mean()
+        return penalty
 
 
 def make_optimizer(module, learning_rate):
@@ -105,13 +126,11 @@ def make_optimizer(module, learning_rate):
         return torch.optim.Adam(params, lr=learning_rate, foreach=True)
 
 
-def embedding_penalty(module, batch):
-    """Mean squared norm of the embedding rows that ``batch`` touched."""
-    penalty = 0.0
-    for kind, codes in (("user", batch.users), ("item", batch.items)):
-        for table in module.embedding_tables()[kind]:
-            penalty = penalty + table(codes).square().sum(dim=1).mean()
-    return penalty
+def inverse_frequency(codes, module, kind):
+    """1 / (occurrences of each code in ``codes``), 0 for codes that never occur."""
+    n_rows = module.embedding_tables()[kind][0].num_embeddings
+    counts = torch.bincount(codes, minlength=n_rows).float()
+    return torch.where(counts > 0, 1.0 / counts.clamp(min=1), 0.0)
 
 
 def predict_scores(module, data, chunk_size=PREDICT_CHUNK_SIZE):
