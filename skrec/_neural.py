@@ -460,7 +460,7 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
                     f"Training interrupted by the user in epoch {epoch}; keeping the "
                     "best weights so far.",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
                 break
             _raise_if_diverged(loss, epoch, self.learning_rate_init)
@@ -475,7 +475,7 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
                 f"NeuralRecommender stopped at max_iter={self.max_iter} epochs "
                 "before converging; raise max_iter.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         history.restore_best(trainer.module)
         return history
@@ -507,7 +507,7 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
                 X,
                 dtype=None,
                 ensure_all_finite=False,
-                ensure_min_features=2,
+                ensure_min_features=2 if reset else 1,
                 reset=reset,
             )
             columns = [pd.Series(X[:, j]) for j in range(X.shape[1])]

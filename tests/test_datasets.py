@@ -14,13 +14,7 @@ from sklearn.utils import Bunch
 
 from skrec.datasets import _movielens, get_data_home, load_movielens, make_ratings
 
-# CI clones the repository with shared/ beside it, as here.
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-requires_movielens = pytest.mark.skipif(
-    not (SHARED_DATA / "ml-100k").is_dir(),
-    reason=f"MovieLens-100K is not at {SHARED_DATA / 'ml-100k'}; its licence "
-    "forbids shipping it with the repository.",
-)
+from ._data import SHARED_DATA, requires_movielens
 
 N_RATINGS, N_USERS, N_ITEMS = 100_000, 943, 1682
 

@@ -1,0 +1,10 @@
+"""scikit-learn's estimator checks over every public estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skrec import NeuralRecommender
+
+
+@parametrize_with_checks([NeuralRecommender()])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

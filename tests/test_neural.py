@@ -1,0 +1,540 @@
+import io
+import pickle
+import re
+import warnings
+from contextlib import redirect_stdout
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from skrec import NeuralRecommender
+from skrec._engine import _training
+from skrec.datasets import make_ratings
+
+SMALL = dict(
+    embedding_dim=8,
+    hidden_layer_sizes=(16,),
+    alpha=5.0,
+    batch_size=256,
+    max_iter=30,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    X, y = make_ratings(
+        n_users=120,
+        n_items=80,
+        n_ratings=3000,
+        noise=0.3,
+        as_frame=True,
+        random_state=0,
+    )
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(ratings):
+    X, y = ratings
+    return NeuralRecommender(**SMALL).fit(X, y)
+
+
+def rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+# -- learning -------------------------------------------------------------------
+
+
+def test_fit_learns_more_than_the_global_mean(ratings):
+    X, y = ratings
+    X_train, X_test = X.iloc[:2500], X.iloc[2500:]
+    y_train, y_test = y.iloc[:2500], y.iloc[2500:]
+    est = NeuralRecommender(**SMALL).fit(X_train, y_train)
+    assert rmse(est.predict(X_test), y_test) < 0.9 * rmse(y_train.mean(), y_test)
+
+
+def test_fitted_attributes(fitted, ratings):
+    X, _ = ratings
+    assert np.array_equal(fitted.users_, np.sort(X.user_id.unique()))
+    assert np.array_equal(fitted.items_, np.sort(X.item_id.unique()))
+    assert fitted.n_features_in_ == 2
+    assert list(fitted.feature_names_in_) == ["user_id", "item_id"]
+    assert fitted.device_ == torch.device("cpu")
+    assert fitted.n_iter_ == len(fitted.loss_curve_) == len(fitted.validation_scores_)
+    assert fitted.best_validation_score_ == max(fitted.validation_scores_)
+    assert fitted.best_loss_ is None
+    assert fitted.rating_range_ == (1.0, 5.0)
+
+
+def test_predictions_are_clipped_to_the_rating_range(fitted, ratings):
+    X, _ = ratings
+    predictions = fitted.predict(X)
+    assert predictions.min() >= 1.0 and predictions.max() <= 5.0
+
+
+def test_training_loss_falls(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "early_stopping": False, "max_iter": 5})
+    with pytest.warns(ConvergenceWarning, match="max_iter=5"):
+        est.fit(X, y)
+    assert est.loss_curve_[-1] < est.loss_curve_[0]
+    assert est.validation_scores_ is None
+    assert est.best_loss_ == min(est.loss_curve_)
+
+
+def test_early_stopping_keeps_the_best_epoch(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "n_iter_no_change": 2, "max_iter": 200})
+    est.fit(X, y)
+    assert est.n_iter_ < 200
+    best_epoch = int(np.argmax(est.validation_scores_))
+    # Training ran n_iter_no_change + 1 epochs past the best one, then rolled back.
+    assert est.n_iter_ - 1 - best_epoch == 3
+
+
+def test_same_random_state_gives_identical_predictions(ratings):
+    X, y = ratings
+    first = NeuralRecommender(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
+    second = NeuralRecommender(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
+    other = NeuralRecommender(**{**SMALL, "random_state": 1}).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_fit_does_not_change_torch_global_random_state(ratings):
+    X, y = ratings
+    before = torch.get_rng_state()
+    NeuralRecommender(**{**SMALL, "max_iter": 2}).fit(X, y)
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_verbose_prints_one_line_per_epoch(ratings):
+    X, y = ratings
+    out = io.StringIO()
+    with redirect_stdout(out):
+        est = NeuralRecommender(**{**SMALL, "verbose": True}).fit(X, y)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == est.n_iter_
+    pattern = (
+        r"Epoch 1: loss=[\d.]+, validation score=-?[\d.]+, [\d.]+s, [\d,]+ samples/s"
+    )
+    assert re.fullmatch(pattern, lines[0])
+
+
+# -- IDs and columns ------------------------------------------------------------
+
+
+def test_string_ids_give_the_same_model_as_int_ids(ratings):
+    X, y = ratings
+    # Zero-padding keeps the sort order of the IDs, hence the embedding rows.
+    X_str = X.assign(
+        user_id="u" + X.user_id.astype(str).str.zfill(4),
+        item_id="i" + X.item_id.astype(str).str.zfill(4),
+    )
+    np.testing.assert_allclose(
+        NeuralRecommender(**SMALL).fit(X_str, y).predict(X_str),
+        NeuralRecommender(**SMALL).fit(X, y).predict(X),
+    )
+
+
+def test_ids_need_not_be_contiguous(ratings):
+    X, y = ratings
+    X_sparse_ids = X.assign(user_id=X.user_id * 1000 + 7, item_id=X.item_id - 500)
+    np.testing.assert_allclose(
+        NeuralRecommender(**SMALL).fit(X_sparse_ids, y).predict(X_sparse_ids),
+        NeuralRecommender(**SMALL).fit(X, y).predict(X),
+    )
+
+
+def test_columns_chosen_by_name_in_any_order(ratings):
+    X, y = ratings
+    swapped = X[["item_id", "user_id"]]
+    est = NeuralRecommender(**SMALL, user_col="user_id", item_col="item_id")
+    np.testing.assert_allclose(
+        est.fit(swapped, y).predict(swapped),
+        NeuralRecommender(**SMALL).fit(X, y).predict(X),
+    )
+
+
+def test_numpy_and_list_input_match_dataframe(ratings, fitted):
+    X, _ = ratings
+    expected = fitted.predict(X)
+    with warnings.catch_warnings():
+        # Fitted with names, predicting without: scikit-learn warns, rightly.
+        warnings.simplefilter("ignore", UserWarning)
+        np.testing.assert_allclose(fitted.predict(X.to_numpy()), expected)
+        np.testing.assert_allclose(fitted.predict(X.to_numpy().tolist()), expected)
+
+
+def test_side_features_are_used(ratings):
+    X, y = ratings
+    rng = np.random.RandomState(0)
+    # A feature that explains part of the rating the IDs cannot.
+    signal = rng.normal(size=len(X))
+    y_with_signal = y + signal
+    X_with_feature = X.assign(signal=signal)
+    train, test = slice(0, 2500), slice(2500, None)
+    without = NeuralRecommender(**SMALL).fit(X.iloc[train], y_with_signal.iloc[train])
+    with_ = NeuralRecommender(**SMALL).fit(
+        X_with_feature.iloc[train], y_with_signal.iloc[train]
+    )
+    assert with_.n_features_in_ == 3
+    assert rmse(with_.predict(X_with_feature.iloc[test]), y_with_signal.iloc[test]) < (
+        0.8 * rmse(without.predict(X.iloc[test]), y_with_signal.iloc[test])
+    )
+
+
+def test_pipeline_with_column_transformer(ratings):
+    X, y = ratings
+    rng = np.random.RandomState(0)
+    X = X.assign(age=rng.randint(18, 70, len(X)), job=rng.choice(["a", "b"], len(X)))
+    features = ColumnTransformer(
+        [
+            ("age", StandardScaler(), ["age"]),
+            ("job", OneHotEncoder(sparse_output=False), ["job"]),
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    pipe = make_pipeline(
+        features, NeuralRecommender(**SMALL, user_col="user_id", item_col="item_id")
+    )
+    pipe.fit(X, y)
+    est = pipe[-1]
+    assert set(est.feature_names_in_) == {"age", "job_a", "job_b", "user_id", "item_id"}
+    assert np.isfinite(pipe.predict(X)).all()
+
+
+# -- unknown users and items ----------------------------------------------------
+
+
+def test_unknown_ids_fall_back_to_finite_predictions(fitted):
+    X_new = pd.DataFrame({"user_id": [0, 10**6, 10**6], "item_id": [10**6, 0, 10**7]})
+    predictions = fitted.predict(X_new)
+    assert np.isfinite(predictions).all()
+    # A fully unknown pair is scored about the mean rating.
+    assert abs(predictions[2] - fitted._y_mean) < 0.5
+
+
+def test_fallback_keeps_the_known_users_offset(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).fit(X, y)
+    user_means = y.groupby(X.user_id).mean()
+    generous, harsh = user_means.idxmax(), user_means.idxmin()
+    unseen_item = pd.DataFrame({"user_id": [generous, harsh], "item_id": [-1, -1]})
+    high, low = est.predict(unseen_item)
+    assert high > low + 0.5
+
+
+def test_handle_unknown_error_counts_users_and_items(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL, handle_unknown="error").fit(X, y)
+    X_new = pd.DataFrame({"user_id": [0, -1, -2, -2], "item_id": [-5, 0, 1, 2]})
+    with pytest.raises(ValueError, match="2 users and 1 items not seen in fit"):
+        est.predict(X_new)
+    assert np.isfinite(est.predict(X.iloc[:5])).all()
+
+
+@pytest.mark.parametrize("handle_unknown", ["fallback", "error"])
+def test_cross_validation_with_unseen_ids_never_crashes(handle_unknown):
+    # Sparse data: many users and items of the test folds never occur in training.
+    X, y = make_ratings(n_users=300, n_items=300, n_ratings=600, random_state=0)
+    est = NeuralRecommender(**SMALL, handle_unknown=handle_unknown)
+    cv = KFold(3, shuffle=True, random_state=0)
+    if handle_unknown == "fallback":
+        scores = cross_val_score(
+            est, X, y, cv=cv, scoring="neg_root_mean_squared_error"
+        )
+        assert np.isfinite(scores).all()
+    else:
+        with pytest.raises(ValueError, match="not seen in fit"):
+            cross_val_score(est, X, y, cv=cv, error_score="raise")
+
+
+# -- scikit-learn protocol ------------------------------------------------------
+
+
+def test_grid_search_over_embedding_dim_and_alpha(ratings):
+    X, y = ratings
+    search = GridSearchCV(
+        NeuralRecommender(hidden_layer_sizes=(16,), max_iter=10, random_state=0),
+        {"embedding_dim": [4, 16], "alpha": [1.0, 50.0]},
+        cv=KFold(3, shuffle=True, random_state=0),
+        scoring="neg_root_mean_squared_error",
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_params_["embedding_dim"] in (4, 16)
+    assert search.best_estimator_.embedding_dim == search.best_params_["embedding_dim"]
+
+
+def test_cross_val_score_with_shuffled_kfold(ratings):
+    X, y = ratings
+    scores = cross_val_score(
+        NeuralRecommender(**SMALL), X, y, cv=KFold(5, shuffle=True, random_state=0)
+    )
+    assert scores.shape == (5,)
+    assert (scores > 0.2).all()  # R^2 clearly above the mean predictor
+
+
+def test_clone_copies_parameters_not_fitted_state(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    with pytest.raises(NotFittedError):
+        copy.predict([[1, 1]])
+
+
+def test_set_params_then_fit(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).set_params(embedding_dim=3)
+    est.fit(X, y)
+    assert est.module_.user_embedding.embedding_dim == 3
+
+
+@pytest.mark.parametrize("dump, load", [(pickle.dumps, pickle.loads), ("joblib", None)])
+def test_pickle_round_trip_gives_identical_predictions(
+    fitted, ratings, dump, load, tmp_path
+):
+    X, _ = ratings
+    if dump == "joblib":
+        joblib.dump(fitted, tmp_path / "model.joblib")
+        restored = joblib.load(tmp_path / "model.joblib")
+    else:
+        restored = load(dump(fitted))
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+    assert restored.get_params() == fitted.get_params()
+
+
+def test_model_saved_on_an_unavailable_device_loads_on_cpu(fitted, ratings):
+    X, _ = ratings
+    est = pickle.loads(pickle.dumps(fitted))
+    est.device_ = torch.device("cuda", 7)  # as if fitted on a GPU box
+    with pytest.warns(
+        UserWarning, match="not available here; it was loaded on the CPU"
+    ):
+        restored = pickle.loads(pickle.dumps(est))
+    assert restored.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+
+
+# -- warm start and failed fits -------------------------------------------------
+
+
+def test_warm_start_continues_and_grows_tables(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "warm_start": True})
+    est.fit(X.iloc[:2000], y.iloc[:2000])
+    weights_before = est.module_.user_embedding.weight.detach().clone()
+    users_before = est.users_.copy()
+    X_more = pd.concat([X, pd.DataFrame({"user_id": [10**6], "item_id": [0]})])
+    y_more = pd.concat([y, pd.Series([5.0])])
+    est.fit(X_more, y_more)
+    assert np.array_equal(est.users_[: len(users_before)], users_before)
+    assert est.users_[-1] == 10**6
+    assert est.module_.user_embedding.num_embeddings == len(est.users_) + 1
+    assert not torch.equal(
+        est.module_.user_embedding.weight[: len(weights_before)], weights_before
+    )
+
+
+def test_warm_start_rejects_a_different_number_of_columns(fitted, ratings):
+    X, y = ratings
+    est = clone(fitted).set_params(warm_start=True).fit(X, y)
+    expected = est.predict(X)
+    with pytest.raises(ValueError, match="X has 3 features, but NeuralRecommender"):
+        est.fit(X.assign(extra=1.0).to_numpy(), y)
+    np.testing.assert_array_equal(est.predict(X), expected)
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_failed_fit_keeps_the_fitted_model(ratings, warm_start):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "warm_start": warm_start}).fit(X, y)
+    expected = est.predict(X)
+    attributes = set(vars(est))
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        est.fit(X, y.where(y > 1.5, np.nan))
+    np.testing.assert_array_equal(est.predict(X), expected)
+    assert set(vars(est)) == attributes
+
+
+def test_diverging_training_raises_and_keeps_the_model(ratings, monkeypatch):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "warm_start": True}).fit(X, y)
+    expected = est.predict(X)
+    monkeypatch.setattr(_training.Trainer, "train_epoch", lambda self: float("nan"))
+    with pytest.raises(
+        FloatingPointError, match="diverged in epoch 1.*learning_rate_init"
+    ):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), expected)
+
+
+def test_keyboard_interrupt_keeps_a_usable_model(ratings, monkeypatch):
+    X, y = ratings
+    train_epoch = _training.Trainer.train_epoch
+    calls = []
+
+    def interrupted_on_third_epoch(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return train_epoch(self)
+
+    monkeypatch.setattr(_training.Trainer, "train_epoch", interrupted_on_third_epoch)
+    with pytest.warns(UserWarning, match="interrupted by the user in epoch 3"):
+        est = NeuralRecommender(**SMALL).fit(X, y)
+    assert est.n_iter_ == 2
+    assert np.isfinite(est.predict(X)).all()
+
+
+# -- bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad_y, message",
+    [
+        ([np.nan] + [3.0] * 9, "Input y contains NaN"),
+        ([np.inf] + [3.0] * 9, "Input y contains infinity"),
+        ([3.0] * 9, "inconsistent numbers of samples"),
+        (None, "requires y to be passed"),
+    ],
+)
+def test_bad_targets_are_rejected(bad_y, message):
+    X = np.column_stack([np.arange(10), np.arange(10) % 3])
+    with pytest.raises(ValueError, match=message):
+        NeuralRecommender(**SMALL).fit(X, bad_y)
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (
+            pd.DataFrame({"u": [1, None, 3], "i": [1, 2, 3]}),
+            r"user_col=0 contains 1 missing IDs",
+        ),
+        (
+            pd.DataFrame({"u": [1, 2, 3], "i": [1.0, np.nan, np.nan]}),
+            r"item_col=1 contains 2 missing IDs",
+        ),
+        (np.array([[1, np.inf], [2, 3], [3, 3]]), r"item_col=1 contains infinite IDs"),
+        (
+            pd.DataFrame({"u": [1, "a", 3], "i": [1, 2, 3]}),
+            r"user_col=0 mixes ID types \(int, str\)",
+        ),
+        (
+            pd.DataFrame({"u": [1, 2, 3], "i": [1, 2, 3], "f": ["x", "y", "z"]}),
+            r"Side-feature f is not numeric",
+        ),
+        (
+            pd.DataFrame({"u": [1, 2, 3], "i": [1, 2, 3], "f": [1.0, np.nan, 2]}),
+            r"Side-feature f contains NaN",
+        ),
+        (
+            np.arange(3).reshape(3, 1),
+            r"1 feature\(s\) \(shape=\(3, 1\)\) while a minimum of 2",
+        ),
+        (np.empty((0, 2)), r"0 sample\(s\)"),
+        (pd.DataFrame({"u": [], "i": []}), r"0 sample\(s\)"),
+        (np.arange(3), "Expected 2D array, got 1D array"),
+    ],
+)
+def test_bad_tables_are_rejected(X, message):
+    with pytest.raises(ValueError, match=message):
+        NeuralRecommender(**SMALL).fit(X, [3.0] * len(X))
+
+
+def test_unhashable_id_is_a_type_error():
+    X = np.array([[{"a": 1}, 1], [2, 2]], dtype=object)
+    with pytest.raises(TypeError, match="user_col=0 holds {'a': 1} of type dict"):
+        NeuralRecommender(**SMALL).fit(X, [3.0, 4.0])
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"embedding_dim": 0}, "'embedding_dim' parameter"),
+        ({"alpha": -1.0}, "'alpha' parameter"),
+        ({"batch_size": "big"}, "'batch_size' parameter"),
+        ({"loss": "hinge"}, "'loss' parameter"),
+        ({"handle_unknown": "ignore"}, "'handle_unknown' parameter"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+        (
+            {"hidden_layer_sizes": (8, 0)},
+            r"hidden_layer_sizes must be a sequence of positive ints, got \(8, 0\)",
+        ),
+        (
+            {"user_col": "user"},
+            "user_col='user' is a column name, but X has no column names",
+        ),
+        ({"item_col": 5}, "item_col=5 is out of range for X with 2 columns"),
+        ({"item_col": 0}, "name the same column"),
+        ({"device": "cuda:7"}, r"device='cuda:7' was requested but is not available"),
+        ({"device": "gpu please"}, r"device='gpu please' is not a valid torch device"),
+    ],
+)
+def test_bad_parameters_are_rejected(params, message):
+    if "cuda" in str(params.get("device")) and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    X = np.column_stack([np.arange(10), np.arange(10) % 3])
+    with pytest.raises(ValueError, match=message):
+        NeuralRecommender(**{**SMALL, **params}).fit(X, np.arange(10.0))
+
+
+def test_predict_rejects_a_different_number_of_columns(fitted, ratings):
+    X, _ = ratings
+    with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- extra"):
+        fitted.predict(X.assign(extra=1.0))
+    with pytest.raises(
+        ValueError, match="X has 3 features, but NeuralRecommender is expecting 2"
+    ):
+        fitted.predict(X.assign(extra=1.0).to_numpy())
+
+
+def test_early_stopping_needs_rows_to_hold_out():
+    with pytest.raises(ValueError, match="n_samples=1"):
+        NeuralRecommender(**SMALL).fit([[1, 1]], [3.0])
+    est = NeuralRecommender(**{**SMALL, "early_stopping": False, "max_iter": 2})
+    with pytest.warns(ConvergenceWarning):
+        assert np.isfinite(est.fit([[1, 1]], [3.0]).predict([[1, 1]])).all()
+
+
+# -- devices --------------------------------------------------------------------
+
+
+def test_auto_device_is_cpu_without_accelerators(fitted):
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("an accelerator is present")
+    assert fitted.device_ == torch.device("cpu")
+
+
+def test_device_environment_variable_is_honoured(ratings, monkeypatch):
+    X, y = ratings
+    monkeypatch.setenv("SKREC_DEVICE", "cpu")
+    assert NeuralRecommender(**{**SMALL, "max_iter": 1}).fit(X, y).device_.type == "cpu"
+    monkeypatch.setenv("SKREC_DEVICE", "cuda:7")
+    if torch.cuda.device_count() <= 7:
+        with pytest.raises(ValueError, match="cuda:7"):
+            NeuralRecommender(**{**SMALL, "max_iter": 1}).fit(X, y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fit_predicts_like_cpu_and_pickles_to_cpu(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL, device="cuda").fit(X, y)
+    assert est.device_.type == "cuda"
+    cpu = NeuralRecommender(**SMALL, device="cpu").fit(X, y)
+    assert rmse(est.predict(X), y) < 1.1 * rmse(cpu.predict(X), y)
+    state = est.__getstate__()
+    assert all(p.device.type == "cpu" for p in state["module_"].parameters())
