@@ -2,7 +2,6 @@ import hashlib
 import io
 import re
 import zipfile
-from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
