@@ -52,3 +52,14 @@ def encode_ids(ids, vocabulary):
 def unknown_ids(ids, codes):
     """The distinct IDs of ``ids`` whose code is the unknown code."""
     return pd.unique(np.asarray(ids)[codes == UNKNOWN_CODE])
+
+
+def raise_for_unknown(users, user_codes, items, item_codes):
+    new_users = unknown_ids(users, user_codes)
+    new_items = unknown_ids(items, item_codes)
+    if len(new_users) or len(new_items):
+        raise ValueError(
+            f"X holds {len(new_users)} users and {len(new_items)} items not seen in "
+            f"fit (for example users {list(new_users[:3])}, items "
+            f"{list(new_items[:3])}). Use handle_unknown='fallback' to score them."
+        )

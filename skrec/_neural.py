@@ -6,19 +6,19 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
-    check_array,
-    check_consistent_length,
     check_is_fitted,
-    column_or_1d,
-    validate_data,
 )
 
-from ._encoding import build_vocabulary, encode_ids, extend_vocabulary, unknown_ids
+from ._encoding import (
+    build_vocabulary,
+    encode_ids,
+    extend_vocabulary,
+    raise_for_unknown,
+)
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, EmbeddingMLP
 from ._engine._training import (
@@ -30,6 +30,7 @@ from ._engine._training import (
     seeded,
 )
 from ._sklearn_compat import Interval, StrOptions, _fit_context
+from ._validation import column_label, validate_table, validate_target
 
 AUTO_BATCH_SIZE = 1024
 
@@ -304,11 +305,11 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
             Predicted ratings, clipped to ``rating_range_``.
         """
         check_is_fitted(self)
-        users, items, features = self._validate_table(X, reset=False)
+        users, items, features = validate_table(self, X, reset=False)
         user_codes = encode_ids(users, self.users_)
         item_codes = encode_ids(items, self.items_)
         if self.handle_unknown == "error":
-            _raise_for_unknown(users, user_codes, items, item_codes)
+            raise_for_unknown(users, user_codes, items, item_codes)
         data = Interactions.from_arrays(
             user_codes, item_codes, self._scale_features(features), device=self.device_
         )
@@ -339,8 +340,8 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
     # -- fitting ----------------------------------------------------------------
 
     def _fit(self, X, y, first_pass):
-        users, items, features = self._validate_table(X, reset=first_pass)
-        y = _validate_target(y, users)
+        users, items, features = validate_table(self, X, reset=first_pass)
+        y = validate_target(y, users, type(self).__name__)
         device = resolve_device(self.device)
         if first_pass:
             self._set_vocabularies(users, items)
@@ -373,15 +374,15 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
         self._set_history(history)
 
     def _set_vocabularies(self, users, items):
-        self.users_ = build_vocabulary(users, self._column_label("user_col"))
-        self.items_ = build_vocabulary(items, self._column_label("item_col"))
+        self.users_ = build_vocabulary(users, column_label(self, "user_col"))
+        self.items_ = build_vocabulary(items, column_label(self, "item_col"))
 
     def _extend_vocabularies(self, users, items):
         self.users_ = extend_vocabulary(
-            self.users_, users, self._column_label("user_col")
+            self.users_, users, column_label(self, "user_col")
         )
         self.items_ = extend_vocabulary(
-            self.items_, items, self._column_label("item_col")
+            self.items_, items, column_label(self, "item_col")
         )
 
     def _set_scalers(self, features, y):
@@ -494,64 +495,6 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
 
     # -- input validation -------------------------------------------------------
 
-    def _validate_table(self, X, reset):
-        """Split ``X`` into user IDs, item IDs and a float feature matrix or None."""
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            _check_table_shape(X.shape)
-            columns = [X.iloc[:, j] for j in range(X.shape[1])]
-            names = [str(name) for name in X.columns]
-        else:
-            X = validate_data(
-                self,
-                X,
-                dtype=None,
-                ensure_all_finite=False,
-                ensure_min_features=2 if reset else 1,
-                reset=reset,
-            )
-            columns = [pd.Series(X[:, j]) for j in range(X.shape[1])]
-            names = None
-        user_pos = self._column_position("user_col", names, len(columns))
-        item_pos = self._column_position("item_col", names, len(columns))
-        if user_pos == item_pos:
-            raise ValueError(
-                f"user_col={self.user_col!r} and item_col={self.item_col!r} name the "
-                "same column."
-            )
-        users = _check_ids(columns[user_pos], self._column_label("user_col"))
-        items = _check_ids(columns[item_pos], self._column_label("item_col"))
-        feature_positions = [
-            j for j in range(len(columns)) if j not in (user_pos, item_pos)
-        ]
-        features = _check_features(
-            [columns[j] for j in feature_positions],
-            [names[j] if names else f"column {j}" for j in feature_positions],
-        )
-        return users, items, features
-
-    def _column_position(self, param, names, n_columns):
-        col = getattr(self, param)
-        if isinstance(col, str):
-            if names is None:
-                raise ValueError(
-                    f"{param}={col!r} is a column name, but X has no column names; "
-                    "pass a DataFrame or give the column's position."
-                )
-            if col not in names:
-                raise ValueError(
-                    f"{param}={col!r} is not a column of X; its columns are {names}."
-                )
-            return names.index(col)
-        if not 0 <= col < n_columns:
-            raise ValueError(
-                f"{param}={col} is out of range for X with {n_columns} columns."
-            )
-        return int(col)
-
-    def _column_label(self, param):
-        return f"{param}={getattr(self, param)!r}"
-
 
 class _History:
     """Per-epoch losses and scores, and the weights of the best epoch."""
@@ -581,88 +524,6 @@ class _History:
     def restore_best(self, module):
         if self.early_stopping and self.best_state is not None:
             module.load_state_dict(self.best_state)
-
-
-def _validate_target(y, users):
-    if y is None:
-        raise ValueError(
-            "NeuralRecommender requires y to be passed, but the target y is None."
-        )
-    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-    y = column_or_1d(y, warn=True)
-    check_consistent_length(users, y)
-    return y
-
-
-def _check_table_shape(shape):
-    n_rows, n_columns = shape
-    if n_rows < 1:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is "
-            "required."
-        )
-    if n_columns < 2:
-        raise ValueError(
-            f"Found array with {n_columns} feature(s) (shape={shape}) while a "
-            "minimum of 2 is required: X needs a user and an item ID column."
-        )
-
-
-def _check_ids(ids, label):
-    missing = ids.isna()
-    if missing.any():
-        raise ValueError(
-            f"Column {label} contains {int(missing.sum())} missing IDs (NaN or None); "
-            "every row needs a user and an item."
-        )
-    if pd.api.types.is_numeric_dtype(ids.dtype) and not np.isfinite(ids).all():
-        raise ValueError(f"Column {label} contains infinite IDs (inf).")
-    if ids.dtype == object:
-        _check_hashable(ids, label)
-    return ids
-
-
-def _check_hashable(ids, label):
-    try:
-        pd.unique(ids)
-    except TypeError:
-        bad = next(v for v in ids if not isinstance(v, str | Integral | Real))
-        raise TypeError(
-            f"Column {label} holds {bad!r} of type {type(bad).__name__}: each ID "
-            "argument must be a string or a number."
-        ) from None
-
-
-def _check_features(columns, names):
-    if not columns:
-        return None
-    converted = []
-    for column, name in zip(columns, names, strict=True):
-        try:
-            values = column.to_numpy(dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"Side-feature {name} is not numeric (dtype {column.dtype}); encode "
-                "it first, for example with a OneHotEncoder in a ColumnTransformer."
-            ) from exc
-        if not np.isfinite(values).all():
-            raise ValueError(
-                f"Side-feature {name} contains NaN or infinity; impute it first, for "
-                "example with SimpleImputer."
-            )
-        converted.append(values)
-    return np.column_stack(converted)
-
-
-def _raise_for_unknown(users, user_codes, items, item_codes):
-    new_users = unknown_ids(users, user_codes)
-    new_items = unknown_ids(items, item_codes)
-    if len(new_users) or len(new_items):
-        raise ValueError(
-            f"X holds {len(new_users)} users and {len(new_items)} items not seen in "
-            f"fit (for example users {list(new_users[:3])}, items "
-            f"{list(new_items[:3])}). Use handle_unknown='fallback' to score them."
-        )
 
 
 def _raise_if_diverged(loss, epoch, learning_rate):

@@ -1,0 +1,149 @@
+"""Input checks shared by the estimators: ID columns, side features, targets.
+
+Errors name the offending column or parameter and its value, in scikit-learn's
+wording where scikit-learn has one.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    column_or_1d,
+    validate_data,
+)
+
+
+def validate_table(estimator, X, reset):
+    """Split ``X`` into user IDs, item IDs and a float feature matrix or None."""
+    if isinstance(X, pd.DataFrame):
+        validate_data(estimator, X, skip_check_array=True, reset=reset)
+        _check_table_shape(X.shape)
+        columns = [X.iloc[:, j] for j in range(X.shape[1])]
+        names = [str(name) for name in X.columns]
+    else:
+        X = validate_data(
+            estimator,
+            X,
+            dtype=None,
+            ensure_all_finite=False,
+            ensure_min_features=2 if reset else 1,
+            reset=reset,
+        )
+        columns = [pd.Series(X[:, j]) for j in range(X.shape[1])]
+        names = None
+    user_pos = _column_position(estimator, "user_col", names, len(columns))
+    item_pos = _column_position(estimator, "item_col", names, len(columns))
+    if user_pos == item_pos:
+        raise ValueError(
+            f"user_col={estimator.user_col!r} and item_col={estimator.item_col!r} "
+            "name the same column."
+        )
+    users = _check_ids(columns[user_pos], column_label(estimator, "user_col"))
+    items = _check_ids(columns[item_pos], column_label(estimator, "item_col"))
+    feature_positions = [
+        j for j in range(len(columns)) if j not in (user_pos, item_pos)
+    ]
+    features = _check_features(
+        [columns[j] for j in feature_positions],
+        [names[j] if names else f"column {j}" for j in feature_positions],
+    )
+    return users, items, features
+
+
+def _column_position(estimator, param, names, n_columns):
+    col = getattr(estimator, param)
+    if isinstance(col, str):
+        if names is None:
+            raise ValueError(
+                f"{param}={col!r} is a column name, but X has no column names; "
+                "pass a DataFrame or give the column's position."
+            )
+        if col not in names:
+            raise ValueError(
+                f"{param}={col!r} is not a column of X; its columns are {names}."
+            )
+        return names.index(col)
+    if not 0 <= col < n_columns:
+        raise ValueError(
+            f"{param}={col} is out of range for X with {n_columns} columns."
+        )
+    return int(col)
+
+
+def column_label(estimator, param):
+    """How errors name the column an estimator parameter points at."""
+    return f"{param}={getattr(estimator, param)!r}"
+
+
+def validate_target(y, users, estimator_name):
+    if y is None:
+        raise ValueError(
+            f"{estimator_name} requires y to be passed, but the target y is None."
+        )
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    y = column_or_1d(y, warn=True)
+    check_consistent_length(users, y)
+    return y
+
+
+def _check_table_shape(shape):
+    n_rows, n_columns = shape
+    if n_rows < 1:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is "
+            "required."
+        )
+    if n_columns < 2:
+        raise ValueError(
+            f"Found array with {n_columns} feature(s) (shape={shape}) while a "
+            "minimum of 2 is required: X needs a user and an item ID column."
+        )
+
+
+def _check_ids(ids, label):
+    missing = ids.isna()
+    if missing.any():
+        raise ValueError(
+            f"Column {label} contains {int(missing.sum())} missing IDs (NaN or None); "
+            "every row needs a user and an item."
+        )
+    if pd.api.types.is_numeric_dtype(ids.dtype) and not np.isfinite(ids).all():
+        raise ValueError(f"Column {label} contains infinite IDs (inf).")
+    if ids.dtype == object:
+        _check_hashable(ids, label)
+    return ids
+
+
+def _check_hashable(ids, label):
+    try:
+        pd.unique(ids)
+    except TypeError:
+        bad = next(v for v in ids if not isinstance(v, str | Integral | Real))
+        raise TypeError(
+            f"Column {label} holds {bad!r} of type {type(bad).__name__}: each ID "
+            "argument must be a string or a number."
+        ) from None
+
+
+def _check_features(columns, names):
+    if not columns:
+        return None
+    converted = []
+    for column, name in zip(columns, names, strict=True):
+        try:
+            values = column.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"Side-feature {name} is not numeric (dtype {column.dtype}); encode "
+                "it first, for example with a OneHotEncoder in a ColumnTransformer."
+            ) from exc
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"Side-feature {name} contains NaN or infinity; impute it first, for "
+                "example with SimpleImputer."
+            )
+        converted.append(values)
+    return np.column_stack(converted)
