@@ -1,7 +1,8 @@
 """skrec: scikit-learn compatible neural recommenders built on PyTorch."""
 
+from ._baselines import BaselineRecommender
 from ._neural import NeuralRecommender
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["NeuralRecommender", "__version__"]
+__all__ = ["BaselineRecommender", "NeuralRecommender", "__version__"]

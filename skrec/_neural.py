@@ -6,19 +6,11 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import (
-    check_is_fitted,
-)
 
-from ._encoding import (
-    build_vocabulary,
-    encode_ids,
-    extend_vocabulary,
-    raise_for_unknown,
-)
+from ._base import BaseRecommender
+from ._encoding import build_vocabulary, encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, EmbeddingMLP
 from ._engine._training import (
@@ -29,13 +21,13 @@ from ._engine._training import (
     predict_scores,
     seeded,
 )
-from ._sklearn_compat import Interval, StrOptions, _fit_context
+from ._sklearn_compat import Interval, StrOptions
 from ._validation import column_label, validate_table, validate_target
 
 AUTO_BATCH_SIZE = 1024
 
 
-class NeuralRecommender(RegressorMixin, BaseEstimator):
+class NeuralRecommender(BaseRecommender):
     """Neural recommender on user and item embeddings, with optional side features.
 
     Each row of ``X`` is a (user, item) pair, possibly followed by numeric side
@@ -262,35 +254,6 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Fit the network to the ratings ``y`` of the (user, item) rows of ``X``.
-
-        Parameters
-        ----------
-        X : {array-like, DataFrame} of shape (n_samples, n_features)
-            User IDs, item IDs and optional numeric side features.
-
-        y : array-like of shape (n_samples,)
-            Ratings.
-
-        Returns
-        -------
-        self : NeuralRecommender
-            The fitted estimator.
-        """
-        first_pass = not hasattr(self, "module_") or not self.warm_start
-        # Everything is computed into locals and assigned at the end, so a fit
-        # that fails leaves a previously fitted model as it was.
-        previous_state = self.__dict__.copy()
-        try:
-            self._fit(X, y, first_pass)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(previous_state)
-            raise
-        return self
-
     def predict(self, X):
         """Predict the rating of each (user, item) row of ``X``.
 
@@ -304,25 +267,12 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predicted ratings, clipped to ``rating_range_``.
         """
-        check_is_fitted(self)
-        users, items, features = validate_table(self, X, reset=False)
-        user_codes = encode_ids(users, self.users_)
-        item_codes = encode_ids(items, self.items_)
-        if self.handle_unknown == "error":
-            raise_for_unknown(users, user_codes, items, item_codes)
+        user_codes, item_codes, features = self._encode_rows(X)
         data = Interactions.from_arrays(
             user_codes, item_codes, self._scale_features(features), device=self.device_
         )
         scores = predict_scores(self.module_, data)
         return np.clip(self._y_mean + self._y_scale * scores, *self.rating_range_)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # String IDs are supported, but scikit-learn's `string` tag would also
-        # require accepting any object (a dict) as an ID; such IDs are a
-        # TypeError here, which is what the tag's default pins.
-        tags.input_tags.string = False
-        return tags
 
     def __getstate__(self):
         # Pickles carry the network on the CPU so that they load anywhere.
@@ -339,7 +289,8 @@ class NeuralRecommender(RegressorMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------
 
-    def _fit(self, X, y, first_pass):
+    def _fit(self, X, y):
+        first_pass = not hasattr(self, "module_") or not self.warm_start
         users, items, features = validate_table(self, X, reset=first_pass)
         y = validate_target(y, users, type(self).__name__)
         device = resolve_device(self.device)

@@ -2,9 +2,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skrec import NeuralRecommender
+from skrec import BaselineRecommender, NeuralRecommender
 
 
-@parametrize_with_checks([NeuralRecommender()])
+@parametrize_with_checks(
+    [
+        NeuralRecommender(),
+        BaselineRecommender(),
+        BaselineRecommender(strategy="global_mean"),
+    ]
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -1,0 +1,63 @@
+"""What every skrec estimator shares: the fit protocol and the unknown-ID policy."""
+
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._encoding import encode_ids, raise_for_unknown
+from ._sklearn_compat import _fit_context
+from ._validation import validate_table
+
+
+class BaseRecommender(RegressorMixin, BaseEstimator):
+    """Base class of the rating estimators; subclasses implement ``_fit``.
+
+    Subclasses have the parameters ``user_col``, ``item_col`` and
+    ``handle_unknown``, and set ``users_`` and ``items_`` in ``_fit``.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to the ratings ``y`` of the (user, item) rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            User IDs, item IDs and optional numeric side features.
+
+        y : array-like of shape (n_samples,)
+            Ratings.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        # Input validation sets n_features_in_ and feature_names_in_ as it goes,
+        # and training may fail late: a failed fit must leave a previously
+        # fitted model exactly as it was.
+        previous_state = self.__dict__.copy()
+        try:
+            self._fit(X, y)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+        return self
+
+    def _encode_rows(self, X):
+        """Check ``X`` against fit; return user codes, item codes and features."""
+        check_is_fitted(self)
+        users, items, features = validate_table(self, X, reset=False)
+        user_codes = encode_ids(users, self.users_)
+        item_codes = encode_ids(items, self.items_)
+        if self.handle_unknown == "error":
+            raise_for_unknown(users, user_codes, items, item_codes)
+        return user_codes, item_codes, features
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # String IDs are supported, but scikit-learn's `string` tag would also
+        # require accepting any object (a dict) as an ID; such IDs are a
+        # TypeError here, which is what the tag's default pins.
+        tags.input_tags.string = False
+        return tags
