@@ -299,7 +299,7 @@ def test_set_params_then_fit(ratings):
     X, y = ratings
     est = NeuralRecommender(**SMALL).set_params(embedding_dim=3)
     est.fit(X, y)
-    assert est.module_.user_embedding.embedding_dim == 3
+    assert est.module_.user_table.embedding_dim == 3 + 1  # and the bias
 
 
 @pytest.mark.parametrize("dump, load", [(pickle.dumps, pickle.loads), ("joblib", None)])
@@ -335,16 +335,16 @@ def test_warm_start_continues_and_grows_tables(ratings):
     X, y = ratings
     est = NeuralRecommender(**{**SMALL, "warm_start": True})
     est.fit(X.iloc[:2000], y.iloc[:2000])
-    weights_before = est.module_.user_embedding.weight.detach().clone()
+    weights_before = est.module_.user_table.weight.detach().clone()
     users_before = est.users_.copy()
     X_more = pd.concat([X, pd.DataFrame({"user_id": [10**6], "item_id": [0]})])
     y_more = pd.concat([y, pd.Series([5.0])])
     est.fit(X_more, y_more)
     assert np.array_equal(est.users_[: len(users_before)], users_before)
     assert est.users_[-1] == 10**6
-    assert est.module_.user_embedding.num_embeddings == len(est.users_) + 1
+    assert est.module_.user_table.num_embeddings == len(est.users_) + 1
     assert not torch.equal(
-        est.module_.user_embedding.weight[: len(weights_before)], weights_before
+        est.module_.user_table.weight[: len(weights_before)], weights_before
     )
 
 

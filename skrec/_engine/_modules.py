@@ -32,6 +32,11 @@ class EmbeddingMLP(nn.Module):
     factorization, which an MLP learns poorly on its own. The dot product has no
     learned scale on purpose: a free scale would let the model shrink the
     embeddings and escape their L2 penalty.
+
+    A user's embedding and bias are one row ``[p_u, b_u]`` of one table (and
+    likewise for items), so a batch costs one lookup per table. ``embed`` and
+    ``score`` split the forward pass so that the trainer can penalise the very
+    rows the batch looked up.
     """
 
     def __init__(
@@ -45,10 +50,8 @@ class EmbeddingMLP(nn.Module):
         dropout=0.0,
     ):
         super().__init__()
-        self.user_embedding = _embedding(n_users, embedding_dim, EMBEDDING_INIT_STD)
-        self.item_embedding = _embedding(n_items, embedding_dim, EMBEDDING_INIT_STD)
-        self.user_bias = _embedding(n_users, 1, 0.0)
-        self.item_bias = _embedding(n_items, 1, 0.0)
+        self.user_table = _embedding_with_bias(n_users, embedding_dim)
+        self.item_table = _embedding_with_bias(n_items, embedding_dim)
         self.global_bias = nn.Parameter(torch.zeros(()))
         self.mlp, mlp_width = _mlp(
             2 * embedding_dim + n_features, hidden_layer_sizes, activation, dropout
@@ -56,27 +59,34 @@ class EmbeddingMLP(nn.Module):
         self.output = nn.Linear(mlp_width, 1, bias=False)
 
     def forward(self, users, items, features=None):
-        p = self.user_embedding(users)
-        q = self.item_embedding(items)
+        return self.score(*self.embed(users, items), features)
+
+    def embed(self, users, items):
+        """The table rows ``[p, b]`` of ``users`` and of ``items``."""
+        return self.user_table(users), self.item_table(items)
+
+    def score(self, user_rows, item_rows, features=None):
+        """Scores of pairs given their table rows and side features."""
+        p, user_bias = user_rows[:, :-1], user_rows[:, -1]
+        q, item_bias = item_rows[:, :-1], item_rows[:, -1]
         mlp_input = [p, q] if features is None else [p, q, features]
-        mlp_score = self.output(self.mlp(torch.cat(mlp_input, dim=1)))
-        bias = self.user_bias(users) + self.item_bias(items)
-        return (mlp_score + bias).squeeze(1) + (p * q).sum(dim=1) + self.global_bias
+        mlp_score = self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1)
+        return mlp_score + (p * q).sum(dim=1) + user_bias + item_bias + self.global_bias
 
     def embedding_tables(self):
-        """The tables whose row 0 stands for an unknown ID, by kind."""
-        return {
-            "user": [self.user_embedding, self.user_bias],
-            "item": [self.item_embedding, self.item_bias],
-        }
+        """The user and item tables, whose row 0 stands for an unknown ID."""
+        return {"user": self.user_table, "item": self.item_table}
 
 
 MODULES = {"mlp": EmbeddingMLP}
 
 
-def _embedding(n_rows, dim, std):
-    table = nn.Embedding(n_rows, dim)
-    nn.init.normal_(table.weight, std=std) if std > 0 else nn.init.zeros_(table.weight)
+def _embedding_with_bias(n_rows, embedding_dim):
+    """A table of rows ``[p, b]``: small random vectors ``p``, biases ``b`` at 0."""
+    table = nn.Embedding(n_rows, embedding_dim + 1)
+    with torch.no_grad():
+        nn.init.normal_(table.weight[:, :-1], std=EMBEDDING_INIT_STD)
+        table.weight[:, -1] = 0.0
     return table
 
 

@@ -83,38 +83,43 @@ class Trainer:
         n_rows = len(self.data)
         device = self.data.users.device
         order = torch.randperm(n_rows, generator=self.generator, device=device)
-        total = torch.zeros((), device=device)
-        for start in range(0, n_rows, self.batch_size):
-            batch = self.data.rows(order[start : start + self.batch_size])
-            total += self.train_step(batch) * len(batch)
-        return total.item() / n_rows
+        starts = range(0, n_rows, self.batch_size)
+        # Batch losses stay on the device until the epoch ends: reading each one
+        # back would synchronise every step.
+        losses = [
+            self.train_step(self.data.rows(order[start : start + self.batch_size]))
+            for start in starts
+        ]
+        sizes = torch.tensor(
+            [min(self.batch_size, n_rows - start) for start in starts],
+            dtype=torch.float64,
+            device=device,
+        )
+        return float(torch.stack(losses).double() @ sizes) / n_rows
 
     def train_step(self, batch):
         """One optimizer step on ``batch``; returns the batch's data loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        scores = self.module(batch.users, batch.items, batch.features)
+        user_rows, item_rows = self.module.embed(batch.users, batch.items)
+        scores = self.module.score(user_rows, item_rows, batch.features)
         loss = F.mse_loss(scores, batch.targets)
         if self.alpha > 0:
-            loss_and_penalty = loss + self.alpha * self.embedding_penalty(batch)
+            penalty = self.row_penalty(user_rows, batch.users, "user")
+            penalty = penalty + self.row_penalty(item_rows, batch.items, "item")
+            (loss + self.alpha * penalty).backward()
         else:
-            loss_and_penalty = loss
-        loss_and_penalty.backward()
+            loss.backward()
         self.optimizer.step()
         return loss.detach()
 
-    def embedding_penalty(self, batch):
-        """Squared norms of the batch's embedding rows, each over its frequency.
+    def row_penalty(self, rows, codes, kind):
+        """Mean squared norm of a batch's table rows, each over its frequency.
 
         Dividing by how often a row occurs makes one epoch's penalty the plain L2
         norm of each table, so rarely seen users and items are shrunk towards the
         average far more than frequent ones, as a Gaussian prior would.
         """
-        penalty = 0.0
-        for kind, codes in (("user", batch.users), ("item", batch.items)):
-            weights = self.row_weights[kind][codes]
-            for table in self.module.embedding_tables()[kind]:
-                penalty = penalty + (table(codes).square().sum(dim=1) * weights).mean()
-        return penalty
+        return (rows.square().sum(dim=1) * self.row_weights[kind][codes]).mean()
 
 
 def make_optimizer(module, learning_rate):
@@ -128,7 +133,7 @@ def make_optimizer(module, learning_rate):
 
 def inverse_frequency(codes, module, kind):
     """1 / (occurrences of each code in ``codes``), 0 for codes that never occur."""
-    n_rows = module.embedding_tables()[kind][0].num_embeddings
+    n_rows = module.embedding_tables()[kind].num_embeddings
     counts = torch.bincount(codes, minlength=n_rows).float()
     return torch.where(counts > 0, 1.0 / counts.clamp(min=1), 0.0)
 
@@ -153,10 +158,9 @@ def fill_unknown_rows(module):
     pair with one known side still gets that side's learned preferences.
     """
     with torch.no_grad():
-        for tables in module.embedding_tables().values():
-            for table in tables:
-                if table.num_embeddings > 1:
-                    table.weight[0] = table.weight[1:].mean(dim=0)
+        for table in module.embedding_tables().values():
+            if table.num_embeddings > 1:
+                table.weight[0] = table.weight[1:].mean(dim=0)
 
 
 def grow_embedding_tables(module, n_rows):
@@ -165,13 +169,12 @@ def grow_embedding_tables(module, n_rows):
     New rows start as the mean of the known rows, the same as the unknown row.
     """
     with torch.no_grad():
-        for kind, tables in module.embedding_tables().items():
-            for table in tables:
-                extra = n_rows[kind] - table.num_embeddings
-                if extra > 0:
-                    fill = table.weight[1:].mean(dim=0, keepdim=True).expand(extra, -1)
-                    table.weight = torch.nn.Parameter(torch.cat([table.weight, fill]))
-                    table.num_embeddings = n_rows[kind]
+        for kind, table in module.embedding_tables().items():
+            extra = n_rows[kind] - table.num_embeddings
+            if extra > 0:
+                fill = table.weight[1:].mean(dim=0, keepdim=True).expand(extra, -1)
+                table.weight = torch.nn.Parameter(torch.cat([table.weight, fill]))
+                table.num_embeddings = n_rows[kind]
 
 
 @contextlib.contextmanager

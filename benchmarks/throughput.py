@@ -1,0 +1,282 @@
+"""Fit throughput of NeuralRecommender against a plain PyTorch loop of the same module.
+
+Measures training samples per second per epoch on MovieLens-100K fold u1 (or
+synthetic ratings of the same size when the data are absent) for each batch
+size, and writes a markdown table and a plot to ``benchmarks/results/``.
+
+    python benchmarks/throughput.py [--data-home DIR] [--batch-sizes 1024 16384]
+        [--repeats 5] [--epochs 3] [--device cpu]
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import sklearn
+import torch
+import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
+
+import skrec
+from skrec import NeuralRecommender
+from skrec._engine._device import resolve_device
+from skrec._engine._modules import EmbeddingMLP
+from skrec.datasets import load_movielens, make_ratings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED_DATA_HOME = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-home", default=default_data_home())
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024, 16384])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    return parser.parse_args()
+
+
+def default_data_home():
+    if SHARED_DATA_HOME.is_dir():
+        return str(SHARED_DATA_HOME)
+    return os.environ.get("SKREC_DATA")
+
+
+def load_ratings(data_home):
+    """Training ratings (X, y), a short name for them and a sentence on their origin."""
+    try:
+        X, _, y, _ = load_movielens(
+            "100k",
+            fold=1,
+            data_home=data_home,
+            return_X_y=True,
+            download_if_missing=False,
+        )
+        name = "MovieLens-100K u1"
+        source = f"MovieLens-100K fold u1 (u1.base) from {data_home}"
+    except OSError as exc:
+        print(f"MovieLens-100K not found ({exc}); using synthetic ratings instead.")
+        X, y = make_ratings(n_users=943, n_items=1682, n_ratings=80_000, random_state=0)
+        name = "synthetic ratings"
+        source = (
+            f"MovieLens-100K NOT FOUND in {data_home}; synthetic make_ratings("
+            "n_users=943, n_items=1682, n_ratings=80_000, random_state=0)"
+        )
+    X = pd.DataFrame(X)
+    n_users, n_items = X.iloc[:, 0].nunique(), X.iloc[:, 1].nunique()
+    source += f": {len(X):,} ratings, {n_users:,} users, {n_items:,} items"
+    return X, np.asarray(y, dtype=np.float64), name, source
+
+
+def skrec_estimator(batch_size, epochs, device):
+    return NeuralRecommender(
+        batch_size=batch_size,
+        max_iter=epochs,
+        early_stopping=False,
+        tol=0,
+        n_iter_no_change=epochs + 1,
+        random_state=0,
+        device=device,
+    )
+
+
+def time_skrec_fit(X, y, batch_size, epochs, device):
+    """Samples/s of one whole ``fit`` (encoding and bookkeeping included)."""
+    estimator = skrec_estimator(batch_size, epochs, device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        estimator.fit(X, y)
+        seconds = time.perf_counter() - start
+    return len(X) * estimator.n_iter_ / seconds
+
+
+def encode_for_plain_loop(X, y, device):
+    """int64 codes (row 0 left for unknown IDs, as skrec does) and scaled targets."""
+    user_codes, users = pd.factorize(X.iloc[:, 0])
+    item_codes, items = pd.factorize(X.iloc[:, 1])
+    tensors = {
+        "users": torch.as_tensor(user_codes + 1, dtype=torch.int64, device=device),
+        "items": torch.as_tensor(item_codes + 1, dtype=torch.int64, device=device),
+        "targets": torch.as_tensor(
+            (y - y.mean()) / y.std(), dtype=torch.float32, device=device
+        ),
+    }
+    return tensors, (len(users) + 1, len(items) + 1)
+
+
+def plain_module(n_users, n_items, device):
+    """The EmbeddingMLP that NeuralRecommender builds with its default parameters."""
+    defaults = NeuralRecommender()
+    torch.manual_seed(0)
+    return EmbeddingMLP(
+        n_users=n_users,
+        n_items=n_items,
+        embedding_dim=defaults.embedding_dim,
+        hidden_layer_sizes=tuple(defaults.hidden_layer_sizes),
+        activation=defaults.activation,
+        dropout=defaults.dropout,
+    ).to(device)
+
+
+def train_plain_epoch(module, optimizer, data, batch_size):
+    module.train()
+    n_rows = len(data["targets"])
+    order = torch.randperm(n_rows, device=data["targets"].device)
+    for start in range(0, n_rows, batch_size):
+        batch = order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        scores = module(data["users"][batch], data["items"][batch])
+        F.mse_loss(scores, data["targets"][batch]).backward()
+        optimizer.step()
+
+
+def time_plain_epochs(data, n_rows_by_kind, batch_size, epochs, device):
+    """Samples/s of ``epochs`` plain epochs on a fresh module (epochs only timed)."""
+    module = plain_module(*n_rows_by_kind, device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        train_plain_epoch(module, optimizer, data, batch_size)
+    synchronize(device)
+    return len(data["targets"]) * epochs / (time.perf_counter() - start)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(X, y, args, device):
+    """Samples/s of skrec and of the plain loop per repeat, per batch size."""
+    data, n_rows_by_kind = encode_for_plain_loop(X, y, device)
+    runners = {
+        "skrec": lambda b, e: time_skrec_fit(X, y, b, e, args.device),
+        "plain": lambda b, e: time_plain_epochs(data, n_rows_by_kind, b, e, device),
+    }
+    results = {}
+    for batch_size in args.batch_sizes:
+        for run in runners.values():
+            run(batch_size, 1)
+        rates = {name: [] for name in runners}
+        for repeat in range(args.repeats):
+            order = list(runners) if repeat % 2 == 0 else list(runners)[::-1]
+            for name in order:
+                rates[name].append(runners[name](batch_size, args.epochs))
+        results[batch_size] = rates
+        print(repeats_line(batch_size, rates))
+    return results
+
+
+def repeats_line(batch_size, rates):
+    return f"- batch {batch_size:,}: " + "; ".join(
+        f"{name} " + ", ".join(f"{v:,.0f}" for v in values)
+        for name, values in rates.items()
+    )
+
+
+def report_header(args, device, source, seconds, load_before):
+    return f"""# Fit throughput: skrec against a plain PyTorch loop
+
+- Date: {datetime.datetime.now().isoformat(timespec="seconds")}
+- Machine: {platform.platform()}, {platform.processor() or platform.machine()}, \
+{os.cpu_count()} CPUs
+- Versions: torch {torch.__version__}, numpy {np.__version__}, scikit-learn \
+{sklearn.__version__}, skrec {skrec.__version__}, Python {platform.python_version()}
+- torch.get_num_threads(): {torch.get_num_threads()}; device: {device}
+- 1-minute load average before / after the run: {load_before:.2f} / \
+{os.getloadavg()[0]:.2f} (other jobs on the machine slow both sides, often a lot)
+- Data: {source}
+- Command: `python benchmarks/throughput.py --batch-sizes \
+{" ".join(map(str, args.batch_sizes))} --repeats {args.repeats} \
+--epochs {args.epochs} --device {args.device}`; run time {seconds:.0f} s
+
+Protocol:
+- skrec: `NeuralRecommender(batch_size=B, max_iter={args.epochs}, \
+early_stopping=False, tol=0, n_iter_no_change={args.epochs + 1}, random_state=0)`, \
+default hyper-parameters otherwise; samples/s = rows x n_iter_ / wall time of the \
+whole `fit()`, so validation of X, ID encoding and per-epoch bookkeeping are included.
+- plain loop: the same `EmbeddingMLP`, data encoded once to tensors (not timed), per \
+epoch `torch.randperm` + slicing, `Adam(fused=True)`, `F.mse_loss`, \
+`zero_grad(set_to_none=True)`; only the {args.epochs} epochs are timed. It has no \
+L2 penalty on embedding rows (skrec's `alpha`): a deliberate handicap for skrec.
+- One untimed warm-up (1-epoch fit / 1 epoch) each per batch size, then \
+{args.repeats} repeats alternating skrec and plain (order flipped every repeat); \
+figures are medians over the repeats.
+"""
+
+
+def medians(results):
+    return {
+        batch_size: {name: statistics.median(v) for name, v in rates.items()}
+        for batch_size, rates in results.items()
+    }
+
+
+def results_table(results):
+    lines = [
+        "| batch size | skrec samples/s | plain loop samples/s | ratio skrec/plain |",
+        "|---:|---:|---:|---:|",
+    ]
+    for batch_size, rate in medians(results).items():
+        lines.append(
+            f"| {batch_size:,} | {rate['skrec']:,.0f} | {rate['plain']:,.0f} | "
+            f"{rate['skrec'] / rate['plain']:.2f} |"
+        )
+    lines += ["", "Samples/s of each repeat, in order:", ""]
+    lines += [repeats_line(b, rates) for b, rates in results.items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(results, title, path):
+    plt.switch_backend("Agg")
+    results = medians(results)
+    batch_sizes = list(results)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, label in (("skrec", "skrec fit()"), ("plain", "plain PyTorch loop")):
+        ax.plot(batch_sizes, [results[b][name] for b in batch_sizes], "o-", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batch_sizes, [f"{b:,}" for b in batch_sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("training samples / s")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
+    args = parse_args()
+    device = resolve_device(args.device)
+    X, y, data_name, source = load_ratings(args.data_home)
+    print(source)
+    results = measure(X, y, args, device)
+    seconds = time.perf_counter() - start
+    report = report_header(args, device, source, seconds, load_before)
+    report += "\n" + results_table(results)
+    print("\n" + report)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "throughput.md").write_text(report)
+    title = f"Fit throughput, {data_name}, {device}"
+    plot_results(results, title, RESULTS_DIR / "throughput.png")
+    print(f"Wrote {RESULTS_DIR / 'throughput.md'} and {RESULTS_DIR / 'throughput.png'}")
+
+
+if __name__ == "__main__":
+    main()
