@@ -276,13 +276,13 @@ class NeuralRecommender(BaseRecommender):
 
     def __getstate__(self):
         # Pickles carry the network on the CPU so that they load anywhere.
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         if "module_" in state:
             state["module_"] = copy.deepcopy(self.module_).cpu()
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        super().__setstate__(state)
         if "module_" in state:
             self.device_ = _loadable_device(self.device_)
             self.module_.to(self.device_)
@@ -408,6 +408,8 @@ class NeuralRecommender(BaseRecommender):
             try:
                 loss = trainer.train_epoch() * self._y_scale**2
             except KeyboardInterrupt:
+                if not history.losses:
+                    raise  # nothing learned yet: the fit fails as a whole
                 warnings.warn(
                     f"Training interrupted by the user in epoch {epoch}; keeping the "
                     "best weights so far.",
@@ -443,8 +445,6 @@ class NeuralRecommender(BaseRecommender):
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = -history.best
-
-    # -- input validation -------------------------------------------------------
 
 
 class _History:

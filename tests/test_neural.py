@@ -399,6 +399,27 @@ def test_keyboard_interrupt_keeps_a_usable_model(ratings, monkeypatch):
     assert np.isfinite(est.predict(X)).all()
 
 
+def test_keyboard_interrupt_in_the_first_epoch_keeps_the_previous_model(
+    fitted, ratings, monkeypatch
+):
+    X, y = ratings
+    est = pickle.loads(pickle.dumps(fitted))
+    expected = est.predict(X)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_training.Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), expected)
+    with pytest.raises(KeyboardInterrupt):
+        unfitted = clone(fitted)
+        unfitted.fit(X, y)
+    with pytest.raises(NotFittedError):
+        unfitted.predict(X)
+
+
 # -- bad input ------------------------------------------------------------------
 
 

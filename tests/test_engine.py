@@ -1,0 +1,141 @@
+"""The torch engine on its own: devices, tables, training and prediction."""
+
+import numpy as np
+import pytest
+import torch
+
+from skrec._engine._device import available_devices, resolve_device
+from skrec._engine._modules import EmbeddingMLP
+from skrec._engine._training import (
+    Interactions,
+    Trainer,
+    fill_unknown_rows,
+    grow_embedding_tables,
+    inverse_frequency,
+    predict_scores,
+    seeded,
+)
+
+
+def make_data(n_rows=500, n_users=20, n_items=15, n_features=0, seed=0):
+    rng = np.random.RandomState(seed)
+    features = rng.normal(size=(n_rows, n_features)) if n_features else None
+    users = rng.randint(1, n_users + 1, n_rows)
+    items = rng.randint(1, n_items + 1, n_rows)
+    # Targets a model of user and item effects can learn.
+    effects = rng.normal(size=n_users + 1)[users] + rng.normal(size=n_items + 1)[items]
+    targets = effects + 0.1 * rng.normal(size=n_rows)
+    return Interactions.from_arrays(users, items, features, targets)
+
+
+def make_module(n_features=0, seed=0):
+    with seeded(seed, torch.device("cpu")):
+        return EmbeddingMLP(
+            21, 16, n_features, embedding_dim=4, hidden_layer_sizes=(8,)
+        )
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert available_devices()[-1] == "cpu"
+    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="device='cuda' was requested"):
+            resolve_device("cuda")
+        with pytest.raises(ValueError, match="device='mps' was requested"):
+            resolve_device("mps")
+
+
+def test_interactions_are_int64_codes_and_float32_values():
+    data = make_data(n_features=2)
+    assert data.users.dtype == data.items.dtype == torch.int64
+    assert data.features.dtype == data.targets.dtype == torch.float32
+    batch = data.rows(torch.tensor([3, 1]))
+    assert torch.equal(batch.users, data.users[[3, 1]])
+    assert batch.features.shape == (2, 2)
+
+
+def test_forward_equals_embed_then_score():
+    module = make_module(n_features=2)
+    data = make_data(n_features=2)
+    rows = module.embed(data.users, data.items)
+    assert torch.equal(
+        module(data.users, data.items, data.features),
+        module.score(*rows, data.features),
+    )
+
+
+def test_inverse_frequency():
+    module = make_module()
+    weights = inverse_frequency(torch.tensor([1, 1, 3, 1]), module, "user")
+    assert weights.shape == (21,)
+    assert weights[1] == pytest.approx(1 / 3)
+    assert weights[3] == 1.0
+    assert weights[0] == weights[2] == 0.0
+
+
+def test_fill_unknown_rows_sets_row_zero_to_the_mean_of_the_others():
+    module = make_module()
+    fill_unknown_rows(module)
+    for table in module.embedding_tables().values():
+        torch.testing.assert_close(table.weight[0], table.weight[1:].mean(dim=0))
+
+
+def test_grow_embedding_tables_keeps_the_old_rows():
+    module = make_module()
+    before = module.user_table.weight.detach().clone()
+    grow_embedding_tables(module, {"user": 25, "item": 16})
+    table = module.user_table
+    assert table.num_embeddings == 25 and table.weight.shape == (25, 5)
+    assert torch.equal(table.weight[:21], before)
+    torch.testing.assert_close(table.weight[24], before[1:].mean(dim=0))
+    assert module.item_table.num_embeddings == 16
+
+
+def test_training_lowers_the_loss_and_is_reproducible():
+    def train(seed):
+        module = make_module()
+        data = make_data()
+        trainer = Trainer(
+            module, data, batch_size=64, learning_rate=1e-2, alpha=1.0, seed=seed
+        )
+        return [trainer.train_epoch() for _ in range(10)], module
+
+    losses, module = train(seed=0)
+    losses_again, module_again = train(seed=0)
+    _, other = train(seed=1)
+    assert losses[-1] < 0.5 * losses[0]
+    assert losses == losses_again
+    data = make_data()
+    assert torch.equal(
+        module(data.users, data.items), module_again(data.users, data.items)
+    )
+    assert not torch.equal(
+        module(data.users, data.items), other(data.users, data.items)
+    )
+
+
+def test_the_penalty_shrinks_the_tables():
+    def table_norm(alpha):
+        module = make_module()
+        trainer = Trainer(
+            module, make_data(), batch_size=64, learning_rate=1e-2, alpha=alpha, seed=0
+        )
+        for _ in range(10):
+            trainer.train_epoch()
+        return module.user_table.weight.norm().item()
+
+    assert table_norm(alpha=100.0) < 0.5 * table_norm(alpha=0.0)
+
+
+def test_predict_in_chunks_equals_one_pass():
+    module = make_module(n_features=2)
+    data = make_data(n_features=2)
+    whole = predict_scores(module, data, chunk_size=10_000)
+    # Equal up to float32 rounding: matrix products block differently by size.
+    np.testing.assert_allclose(
+        predict_scores(module, data, chunk_size=7), whole, rtol=1e-5, atol=1e-6
+    )
+    assert whole.dtype == np.float64 and whole.shape == (500,)
+    assert predict_scores(module, data.rows(slice(0, 0))).shape == (0,)
