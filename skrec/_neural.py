@@ -155,7 +155,7 @@ class NeuralRecommender(BaseRecommender):
     n_features_in_ : int
         Number of columns of ``X``, ID columns included.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of ``X`` when it is a DataFrame with string names.
 
     See Also
