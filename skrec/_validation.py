@@ -34,8 +34,8 @@ def validate_table(estimator, X, reset):
         )
         columns = [pd.Series(X[:, j]) for j in range(X.shape[1])]
         names = None
-    user_pos = _column_position(estimator, "user_col", names, len(columns))
-    item_pos = _column_position(estimator, "item_col", names, len(columns))
+    user_pos = column_position(estimator, "user_col", names, len(columns))
+    item_pos = column_position(estimator, "item_col", names, len(columns))
     if user_pos == item_pos:
         raise ValueError(
             f"user_col={estimator.user_col!r} and item_col={estimator.item_col!r} "
@@ -53,7 +53,8 @@ def validate_table(estimator, X, reset):
     return users, items, features
 
 
-def _column_position(estimator, param, names, n_columns):
+def column_position(estimator, param, names, n_columns):
+    """Position of the column that ``estimator.<param>`` names or indexes."""
     col = getattr(estimator, param)
     if isinstance(col, str):
         if names is None:
