@@ -16,16 +16,17 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
     """
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Fit the model to the ratings ``y`` of the (user, item) rows of ``X``.
+    def fit(self, X, y=None):
+        """Fit the model to the (user, item) rows of ``X`` and their targets ``y``.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
             User IDs, item IDs and optional numeric side features.
 
-        y : array-like of shape (n_samples,)
-            Ratings.
+        y : array-like of shape (n_samples,), default=None
+            Ratings; for implicit-feedback models, optional weights of the
+            interactions (None: every row weighs 1).
 
         Returns
         -------

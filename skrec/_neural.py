@@ -13,6 +13,7 @@ from ._base import BaseRecommender
 from ._encoding import build_vocabulary, encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, EmbeddingMLP
+from ._engine._ranking import ndcg_of_held_out, score_matrix
 from ._engine._training import (
     Interactions,
     Trainer,
@@ -21,13 +22,14 @@ from ._engine._training import (
     predict_scores,
     seeded,
 )
+from ._recommend import RecommendMixin, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions
 from ._validation import column_label, validate_table, validate_target
 
 AUTO_BATCH_SIZE = 1024
 
 
-class NeuralRecommender(BaseRecommender):
+class NeuralRecommender(RecommendMixin, BaseRecommender):
     """Neural recommender on user and item embeddings, with optional side features.
 
     Each row of ``X`` is a (user, item) pair, possibly followed by numeric side
@@ -88,8 +90,18 @@ class NeuralRecommender(BaseRecommender):
     n_iter_no_change : int, default=5
         Epochs without improvement before training stops.
 
-    loss : {"mse"}, default="mse"
-        Training loss; ``"mse"`` fits explicit ratings.
+    loss : {"mse", "bce", "bpr"}, default="mse"
+        Training loss. ``"mse"`` fits explicit ratings ``y``. The implicit-
+        feedback losses treat every row of ``X`` as a positive interaction (``y``
+        optional, weighting the rows) and sample ``n_negatives`` items per row
+        uniformly among those the user did not interact with: ``"bce"`` is
+        binary cross-entropy with the negatives labelled 0, ``"bpr"`` Bayesian
+        personalised ranking. With them ``predict`` returns relevance scores,
+        ``score`` returns NDCG@10 and early stopping watches the NDCG@10 of the
+        held-out rows.
+
+    n_negatives : int, default=4
+        Negative items sampled per positive row by the implicit losses.
 
     device : str, default="auto"
         Where to train and predict: ``"auto"`` (the ``SKREC_DEVICE`` environment
@@ -199,7 +211,8 @@ class NeuralRecommender(BaseRecommender):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "loss": [StrOptions({"mse"})],
+        "loss": [StrOptions({"mse", "bce", "bpr"})],
+        "n_negatives": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
@@ -225,6 +238,7 @@ class NeuralRecommender(BaseRecommender):
         validation_fraction=0.1,
         n_iter_no_change=5,
         loss="mse",
+        n_negatives=4,
         device="auto",
         handle_unknown="fallback",
         user_col=0,
@@ -246,6 +260,7 @@ class NeuralRecommender(BaseRecommender):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.loss = loss
+        self.n_negatives = n_negatives
         self.device = device
         self.handle_unknown = handle_unknown
         self.user_col = user_col
@@ -265,14 +280,30 @@ class NeuralRecommender(BaseRecommender):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
-            Predicted ratings, clipped to ``rating_range_``.
+            Predicted ratings, clipped to ``rating_range_``; with an implicit
+            ``loss``, relevance scores (higher is more relevant).
         """
         user_codes, item_codes, features = self._encode_rows(X)
         data = Interactions.from_arrays(
             user_codes, item_codes, self._scale_features(features), device=self.device_
         )
         scores = predict_scores(self.module_, data)
+        if self._implicit():
+            return scores
         return np.clip(self._y_mean + self._y_scale * scores, *self.rating_range_)
+
+    def _score_matrix(self, user_codes, item_codes):
+        if self._feature_mean is not None:
+            raise ValueError(
+                "recommend needs a score for every (user, item) pair, but this model "
+                f"was fitted with {len(self._feature_mean)} per-row side features."
+            )
+        return score_matrix(
+            self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
+        )
+
+    def _implicit(self):
+        return self.loss != "mse"
 
     def __getstate__(self):
         # Pickles carry the network on the CPU so that they load anywhere.
@@ -292,16 +323,21 @@ class NeuralRecommender(BaseRecommender):
     def _fit(self, X, y):
         first_pass = not hasattr(self, "module_") or not self.warm_start
         users, items, features = validate_table(self, X, reset=first_pass)
-        y = validate_target(y, users, type(self).__name__)
+        y = self._validate_target(y, users)
         device = resolve_device(self.device)
         if first_pass:
             self._set_vocabularies(users, items)
             self._set_scalers(features, y)
         else:
             self._extend_vocabularies(users, items)
+        user_codes = encode_ids(users, self.users_)
+        item_codes = encode_ids(items, self.items_)
+        self.user_items_ = user_item_matrix(
+            user_codes, item_codes, len(self.users_), len(self.items_)
+        )
         data = Interactions.from_arrays(
-            encode_ids(users, self.users_),
-            encode_ids(items, self.items_),
+            user_codes,
+            item_codes,
             self._scale_features(features),
             (y - self._y_mean) / self._y_scale,
             device=device,
@@ -317,6 +353,8 @@ class NeuralRecommender(BaseRecommender):
                 learning_rate=self.learning_rate_init,
                 alpha=self.alpha,
                 seed=seed,
+                loss=self.loss,
+                n_negatives=self.n_negatives,
             )
             history = self._run_epochs(trainer, validation)
         fill_unknown_rows(module)
@@ -336,11 +374,27 @@ class NeuralRecommender(BaseRecommender):
             self.items_, items, column_label(self, "item_col")
         )
 
+    def _validate_target(self, y, users):
+        if not self._implicit():
+            return validate_target(y, users, type(self).__name__)
+        if y is None:
+            return np.ones(len(users))
+        y = validate_target(y, users, type(self).__name__)
+        if (y < 0).any():
+            raise ValueError(
+                f"With loss={self.loss!r}, y holds interaction weights, which must "
+                f"be non-negative; got a minimum of {y.min()}."
+            )
+        return y
+
     def _set_scalers(self, features, y):
-        # Standardised targets and features let one learning rate suit any
-        # rating scale and any feature units.
-        self._y_mean = float(y.mean())
-        self._y_scale = float(y.std()) or 1.0
+        # Standardised ratings and features let one learning rate suit any
+        # rating scale and any feature units. Implicit weights stay as given.
+        if self._implicit():
+            self._y_mean, self._y_scale = 0.0, 1.0
+        else:
+            self._y_mean = float(y.mean())
+            self._y_scale = float(y.std()) or 1.0
         self.rating_range_ = (float(y.min()), float(y.max()))
         if features is None:
             self._feature_mean = self._feature_scale = None
@@ -418,7 +472,11 @@ class NeuralRecommender(BaseRecommender):
                 )
                 break
             _raise_if_diverged(loss, epoch, self.learning_rate_init)
-            score = None if validation is None else _r2(trainer.module, validation)
+            score = (
+                None
+                if validation is None
+                else self._validation_score(trainer, validation)
+            )
             history.record(loss, score, trainer.module)
             if self.verbose:
                 _print_epoch(epoch, loss, score, time.perf_counter() - start, trainer)
@@ -433,6 +491,12 @@ class NeuralRecommender(BaseRecommender):
             )
         history.restore_best(trainer.module)
         return history
+
+    def _validation_score(self, trainer, validation):
+        if self._implicit():
+            n_items = len(self.items_) + 1
+            return ndcg_of_held_out(trainer.module, validation, trainer.data, n_items)
+        return _r2(trainer.module, validation)
 
     def _set_history(self, history):
         self.n_iter_ = len(history.losses)

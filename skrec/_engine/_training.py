@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ._losses import LOSSES, NegativeSampler
 
 PREDICT_CHUNK_SIZE = 262_144
 
@@ -62,16 +63,42 @@ class Trainer:
         L2 penalty on the embedding rows and biases of each batch, per row, as
         in biased matrix factorization trained by SGD.
     seed : int
-        Seeds the batch order.
+        Seeds the batch order and the negative samples.
+    loss : {"mse", "bce", "bpr"}
+        Squared error on the targets, or, for implicit feedback, binary
+        cross-entropy or BPR against ``n_negatives`` sampled items per row, the
+        targets weighting the rows.
+    n_negatives : int
     """
 
-    def __init__(self, module, data, *, batch_size, learning_rate, alpha, seed):
+    def __init__(
+        self,
+        module,
+        data,
+        *,
+        batch_size,
+        learning_rate,
+        alpha,
+        seed,
+        loss="mse",
+        n_negatives=4,
+    ):
         self.module = module
         self.data = data
         self.batch_size = batch_size
         self.alpha = alpha
         self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
         self.optimizer = make_optimizer(module, learning_rate)
+        self.loss = LOSSES[loss]
+        self.sampler = None
+        if loss != "mse":
+            self.sampler = NegativeSampler(
+                data.users,
+                data.items,
+                module.embedding_tables()["item"].num_embeddings,
+                n_negatives,
+                self.generator,
+            )
         self.row_weights = {
             "user": inverse_frequency(data.users, module, "user"),
             "item": inverse_frequency(data.items, module, "item"),
@@ -100,9 +127,7 @@ class Trainer:
     def train_step(self, batch):
         """One optimizer step on ``batch``; returns the batch's data loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        user_rows, item_rows = self.module.embed(batch.users, batch.items)
-        scores = self.module.score(user_rows, item_rows, batch.features)
-        loss = F.mse_loss(scores, batch.targets)
+        loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
         if self.alpha > 0:
             penalty = self.row_penalty(user_rows, batch.users, "user")
             penalty = penalty + self.row_penalty(item_rows, batch.items, "item")

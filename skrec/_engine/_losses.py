@@ -1,0 +1,119 @@
+"""Training losses: one function per loss, each scoring a batch of positives.
+
+A loss takes the module, a batch and a negative sampler, and returns the batch
+loss with the table rows of the batch's observed (user, item) pairs, on which
+the trainer puts its L2 penalty.
+"""
+
+import torch
+import torch.nn.functional as F
+
+# Rounds of redrawing negatives that hit a known positive. Each round leaves a
+# share (density of the user's row) of the previous collisions, so two rounds
+# leave about density**3 of them without a per-step host synchronisation.
+RESAMPLE_ROUNDS = 2
+
+
+class PairSet:
+    """A set of (user, item) code pairs with vectorised membership tests."""
+
+    def __init__(self, users, items, n_items):
+        self.n_items = n_items
+        self.keys = torch.unique(users * n_items + items)  # sorted
+
+    def contains(self, users, items):
+        """Whether each (user, item) pair, broadcast together, is in the set."""
+        keys = users * self.n_items + items
+        found = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        return self.keys[found] == keys
+
+
+class NegativeSampler:
+    """Draws items uniformly among those a user has not interacted with.
+
+    Parameters
+    ----------
+    users, items : torch.Tensor
+        Codes of the observed pairs.
+    n_items : int
+        Rows of the item table; codes ``1 .. n_items - 1`` are drawn, 0 being
+        the unknown item.
+    n_negatives : int
+        Items drawn per positive.
+    generator : torch.Generator
+    """
+
+    def __init__(self, users, items, n_items, n_negatives, generator):
+        self.n_items = n_items
+        self.n_negatives = n_negatives
+        self.generator = generator
+        self.positives = PairSet(users, items, n_items)
+
+    def sample(self, users):
+        """Item codes of shape ``(len(users), n_negatives)``."""
+        shape = (len(users), self.n_negatives)
+        items = self._draw(shape, users.device)
+        for _ in range(RESAMPLE_ROUNDS):
+            items = torch.where(
+                self.positives.contains(users[:, None], items),
+                self._draw(shape, users.device),
+                items,
+            )
+        return items
+
+    def _draw(self, shape, device):
+        return torch.randint(
+            1, self.n_items, shape, generator=self.generator, device=device
+        )
+
+
+def squared_error(module, batch, sampler=None):
+    user_rows, item_rows = module.embed(batch.users, batch.items)
+    scores = module.score(user_rows, item_rows, batch.features)
+    return F.mse_loss(scores, batch.targets), user_rows, item_rows
+
+
+def binary_cross_entropy(module, batch, sampler):
+    """Positives labelled 1 (weighted by their target), sampled negatives 0."""
+    scores, user_rows, item_rows = _score_with_negatives(module, batch, sampler)
+    n_pos = len(batch)
+    labels = torch.zeros_like(scores)
+    labels[:n_pos] = 1.0
+    weights = torch.ones_like(scores)
+    weights[:n_pos] = batch.targets
+    loss = F.binary_cross_entropy_with_logits(scores, labels, weight=weights)
+    return loss, user_rows[:n_pos], item_rows[:n_pos]
+
+
+def bayesian_personalized_ranking(module, batch, sampler):
+    """Each positive should outscore each of its sampled negatives (BPR)."""
+    scores, user_rows, item_rows = _score_with_negatives(module, batch, sampler)
+    n_pos = len(batch)
+    positive, negative = scores[:n_pos], scores[n_pos:].view(n_pos, -1)
+    margins = positive[:, None] - negative
+    loss = -(F.logsigmoid(margins).mean(dim=1) * batch.targets).mean()
+    return loss, user_rows[:n_pos], item_rows[:n_pos]
+
+
+def _score_with_negatives(module, batch, sampler):
+    """Scores of the batch's positives followed by their negatives, row-major.
+
+    A positive's side features, if any, are kept for its negatives: they
+    describe the context in which the user chose among items.
+    """
+    negatives = sampler.sample(batch.users)
+    repeats = sampler.n_negatives
+    users = torch.cat([batch.users, batch.users.repeat_interleave(repeats)])
+    items = torch.cat([batch.items, negatives.reshape(-1)])
+    features = batch.features
+    if features is not None:
+        features = torch.cat([features, features.repeat_interleave(repeats, dim=0)])
+    user_rows, item_rows = module.embed(users, items)
+    return module.score(user_rows, item_rows, features), user_rows, item_rows
+
+
+LOSSES = {
+    "mse": squared_error,
+    "bce": binary_cross_entropy,
+    "bpr": bayesian_personalized_ranking,
+}

@@ -1,0 +1,123 @@
+"""recommend(): top-n items per user for any skrec estimator that scores pairs."""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from ._encoding import UNKNOWN_CODE, encode_ids
+from ._engine._ranking import mask_seen, top_k, users_per_chunk
+
+
+def user_item_matrix(user_codes, item_codes, n_users, n_items):
+    """CSR matrix of the (user, item) pairs seen in fit, rows aligned with users_."""
+    known = (user_codes > 0) & (item_codes > 0)
+    ones = np.ones(int(known.sum()), dtype=np.float32)
+    matrix = sp.csr_matrix(
+        (ones, (user_codes[known] - 1, item_codes[known] - 1)), shape=(n_users, n_items)
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+class RecommendMixin:
+    """Adds ``recommend`` to an estimator that implements ``_score_matrix``.
+
+    ``_score_matrix(user_codes, item_codes)`` returns a float torch tensor of
+    shape ``(len(user_codes), len(item_codes))``; the estimator also has
+    ``users_``, ``items_`` and ``user_items_`` (the pairs seen in fit).
+    """
+
+    def recommend(
+        self, users, n=10, *, exclude_seen=True, items=None, return_scores=False
+    ):
+        """Recommend the ``n`` best items for each user, best first.
+
+        Parameters
+        ----------
+        users : array-like of shape (n_users,)
+            User IDs, as in the user column of ``X``. Users not seen in fit get
+            the most popular items.
+
+        n : int, default=10
+            Items per user. At most the number of candidate items.
+
+        exclude_seen : bool, default=True
+            Leave out the items each user interacted with in fit. A user with
+            fewer than ``n`` unseen candidates gets seen items last, with a
+            score of ``-inf``.
+
+        items : array-like of shape (n_candidates,), default=None
+            Candidate item IDs to choose from; all items seen in fit if None.
+            IDs not seen in fit are ignored.
+
+        return_scores : bool, default=False
+            Also return the score of each recommended item.
+
+        Returns
+        -------
+        item_ids : ndarray of shape (n_users, n)
+            Recommended item IDs, best first.
+
+        scores : ndarray of shape (n_users, n)
+            Their scores; only when ``return_scores`` is True.
+        """
+        check_is_fitted(self)
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be a positive int, got n={n!r}.")
+        user_codes = encode_ids(_as_ids(users, "users"), self.users_)
+        candidates = self._candidate_codes(items)
+        item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
+        item_columns[candidates - 1] = torch.arange(len(candidates))
+        seen = self.user_items_
+        indptr = torch.from_numpy(seen.indptr.astype(np.int64))
+        indices = torch.from_numpy(seen.indices.astype(np.int64))
+        chunk = users_per_chunk(len(candidates))
+        top_columns, top_scores = [], []
+        for start in range(0, len(user_codes), chunk):
+            codes = torch.from_numpy(user_codes[start : start + chunk])
+            with torch.inference_mode():
+                columns, values = self._top_columns(
+                    codes, candidates, n, exclude_seen, item_columns, indptr, indices
+                )
+            top_columns.append(columns.cpu())
+            top_scores.append(values.cpu())
+        columns = torch.cat(top_columns) if top_columns else torch.empty((0, 0))
+        item_ids = self.items_[candidates[columns.long()].numpy() - 1]
+        if return_scores:
+            return item_ids, torch.cat(top_scores).double().numpy()
+        return item_ids
+
+    def _top_columns(
+        self, codes, candidates, n, exclude_seen, item_columns, indptr, indices
+    ):
+        scores = self._score_matrix(codes, candidates).float()
+        unknown = codes == UNKNOWN_CODE
+        if unknown.any():
+            popularity = self._popularity(candidates).to(scores.device)
+            scores[unknown.to(scores.device)] = popularity
+        if exclude_seen:
+            mask_seen(scores, codes - 1, item_columns, indptr, indices)
+        return top_k(scores, n)
+
+    def _candidate_codes(self, items):
+        if items is None:
+            return torch.arange(1, len(self.items_) + 1)
+        codes = encode_ids(_as_ids(items, "items"), self.items_)
+        codes = np.unique(codes[codes != UNKNOWN_CODE])
+        if len(codes) == 0:
+            raise ValueError("None of the candidate items were seen in fit.")
+        return torch.from_numpy(codes)
+
+    def _popularity(self, candidates):
+        """Interactions per candidate item in fit: the unknown users' scores."""
+        counts = np.asarray(self.user_items_.sum(axis=0)).ravel()
+        return torch.from_numpy(counts[candidates.numpy() - 1]).float()
+
+
+def _as_ids(values, name):
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {values.shape}.")
+    return values

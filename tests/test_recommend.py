@@ -1,0 +1,164 @@
+"""Implicit feedback: the bce and bpr losses and recommend()."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from skrec import NeuralRecommender
+from skrec._engine._losses import NegativeSampler, PairSet
+from skrec._engine._ranking import mask_seen, ndcg_of_held_out
+from skrec._engine._training import Interactions
+from skrec.datasets import make_ratings
+
+SMALL = dict(
+    embedding_dim=8,
+    hidden_layer_sizes=(16,),
+    alpha=1.0,
+    batch_size=256,
+    max_iter=20,
+    learning_rate_init=0.01,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def clicks():
+    X, _ = make_ratings(
+        n_users=60, n_items=40, n_ratings=900, as_frame=True, random_state=0
+    )
+    return X
+
+
+@pytest.fixture(scope="module", params=["bce", "bpr"])
+def ranker(request, clicks):
+    return NeuralRecommender(**SMALL, loss=request.param).fit(clicks)
+
+
+def test_pair_set_membership():
+    pairs = PairSet(torch.tensor([1, 1, 2]), torch.tensor([3, 5, 3]), n_items=6)
+    found = pairs.contains(torch.tensor([[1], [2]]), torch.tensor([[3, 4, 5]]))
+    assert found.tolist() == [[True, False, True], [True, False, False]]
+
+
+def test_negative_sampler_avoids_positives():
+    # User 1 interacted with items 1..8 of 1..9: almost every draw collides.
+    users = torch.ones(8, dtype=torch.int64)
+    items = torch.arange(1, 9)
+    sampler = NegativeSampler(users, items, 10, 50, torch.Generator().manual_seed(0))
+    negatives = sampler.sample(torch.ones(200, dtype=torch.int64))
+    assert negatives.shape == (200, 50)
+    assert negatives.min() >= 1 and negatives.max() <= 9
+    # Two redraws leave about (8/9)**3 = 70% collisions at this density, while
+    # a sparse user's draws are all clean.
+    assert (negatives == 9).float().mean() > 0.25
+    sparse = NegativeSampler(users[:1], items[:1], 10_000, 5, torch.Generator())
+    draws = sparse.sample(torch.ones(1000, dtype=torch.int64))
+    assert not (draws == 1).any()
+
+
+def test_mask_seen_sets_seen_candidates_to_minus_inf():
+    scores = torch.zeros(3, 4)
+    # CSR of seen item indices: row 0 -> {0, 2}, row 1 -> {}, row 2 -> {3}
+    indptr, indices = torch.tensor([0, 2, 2, 3]), torch.tensor([0, 2, 3])
+    item_columns = torch.tensor([0, 1, 2, 3])
+    mask_seen(scores, torch.tensor([2, -1, 0]), item_columns, indptr, indices)
+    expected = torch.zeros(3, 4)
+    expected[0, 3] = expected[2, 0] = expected[2, 2] = -torch.inf
+    assert torch.equal(scores, expected)
+
+
+class FixedScores(torch.nn.Module):
+    """Scores item i as i for every user: rank order is known."""
+
+    def forward(self, users, items, features=None):
+        return items.double()
+
+
+def test_ndcg_of_held_out_by_hand():
+    held_out = Interactions.from_arrays([1, 2, 2], [4, 2, 3])
+    seen = Interactions.from_arrays([1, 2], [5, 4])
+    # Items 1..5 ranked 5, 4, 3, 2, 1. User 1 has seen 5: item 4 ranks first,
+    # NDCG 1. User 2 has seen 4: ranks 5, 3, 2 -> hits at 2 and 3.
+    user_2 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    ndcg = ndcg_of_held_out(FixedScores(), held_out, seen, n_items=6, k=3)
+    assert ndcg == pytest.approx((1 + user_2) / 2)
+
+
+def test_implicit_fit_needs_no_target(ranker, clicks):
+    assert ranker.n_iter_ == len(ranker.validation_scores_)
+    assert 0 <= ranker.best_validation_score_ <= 1
+    scores = ranker.predict(clicks.iloc[:5])
+    assert scores.shape == (5,) and np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_implicit_losses_rank_observed_items_above_random_ones(clicks, loss):
+    est = NeuralRecommender(**{**SMALL, "early_stopping": False}, loss=loss)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(clicks)
+    # make_ratings draws items by popularity: the observed pairs favour popular
+    # items, which uniformly drawn items do not.
+    rng = np.random.RandomState(0)
+    random_items = rng.choice(est.items_, len(clicks))
+    random_pairs = clicks.assign(item_id=random_items)
+    assert est.predict(clicks).mean() > est.predict(random_pairs).mean() + 0.2
+
+
+def test_interaction_weights_must_be_non_negative(clicks):
+    with pytest.raises(ValueError, match="non-negative; got a minimum of -1.0"):
+        NeuralRecommender(**SMALL, loss="bce").fit(clicks, -np.ones(len(clicks)))
+
+
+def test_recommend_excludes_seen_items(ranker, clicks):
+    users = clicks.user_id.unique()[:10]
+    recommended = ranker.recommend(users, n=5)
+    assert recommended.shape == (10, 5)
+    for user, items in zip(users, recommended, strict=True):
+        seen = set(clicks.item_id[clicks.user_id == user])
+        assert not seen & set(items)
+        assert len(set(items)) == 5
+
+
+def test_recommend_is_the_top_of_predict(ranker, clicks):
+    user = clicks.user_id.iloc[0]
+    items = ranker.items_
+    pairs = pd.DataFrame({"user_id": user, "item_id": items})
+    best_first = items[np.argsort(-ranker.predict(pairs), kind="stable")]
+    recommended, scores = ranker.recommend(
+        [user], n=3, exclude_seen=False, return_scores=True
+    )
+    np.testing.assert_array_equal(recommended[0], best_first[:3])
+    np.testing.assert_allclose(
+        scores[0], np.sort(ranker.predict(pairs))[::-1][:3], rtol=1e-5
+    )
+
+
+def test_recommend_restricted_to_candidates(ranker):
+    candidates = ranker.items_[:6]
+    recommended = ranker.recommend(
+        ranker.users_[:4], n=3, exclude_seen=False, items=candidates
+    )
+    assert set(recommended.ravel()) <= set(candidates)
+    with pytest.raises(ValueError, match="None of the candidate items were seen"):
+        ranker.recommend(ranker.users_[:1], items=[-1, -2])
+
+
+def test_unknown_users_get_the_most_popular_items(ranker, clicks):
+    popular = clicks.item_id.value_counts().index[:3]
+    recommended = ranker.recommend(["nobody", "no one"], n=3)
+    assert set(recommended[0]) == set(popular)
+    np.testing.assert_array_equal(recommended[0], recommended[1])
+
+
+def test_recommend_works_for_rating_models(clicks):
+    y = np.arange(len(clicks)) % 5 + 1.0
+    est = NeuralRecommender(**SMALL).fit(clicks, y)
+    assert est.recommend(est.users_[:2], n=4).shape == (2, 4)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_recommend_rejects_bad_n(ranker, n):
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        ranker.recommend(ranker.users_[:1], n=n)
