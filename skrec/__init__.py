@@ -1,8 +1,13 @@
 """skrec: scikit-learn compatible neural recommenders built on PyTorch."""
 
-from ._baselines import BaselineRecommender
+from ._baselines import BaselineRecommender, PopularityRecommender
 from ._neural import NeuralRecommender
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["BaselineRecommender", "NeuralRecommender", "__version__"]
+__all__ = [
+    "BaselineRecommender",
+    "NeuralRecommender",
+    "PopularityRecommender",
+    "__version__",
+]

@@ -1,13 +1,20 @@
-"""BaselineRecommender: mean and bias baselines with NeuralRecommender's X/y."""
+"""Baselines with NeuralRecommender's X/y: mean, bias and popularity."""
 
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 
 from ._base import BaseRecommender
 from ._encoding import build_vocabulary, encode_ids
+from ._recommend import RecommendMixin, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions
-from ._validation import column_label, validate_table, validate_target
+from ._validation import (
+    column_label,
+    validate_table,
+    validate_target,
+    validate_weights,
+)
 
 
 class BaselineRecommender(BaseRecommender):
@@ -237,3 +244,165 @@ def _damped_means(codes, values, n_ids, reg):
     sums = np.bincount(codes, weights=values, minlength=n_ids + 1)
     counts = np.bincount(codes, minlength=n_ids + 1)
     return np.divide(sums, reg + counts, out=np.zeros(n_ids + 1), where=counts > 0)
+
+
+class PopularityRecommender(RecommendMixin, BaseRecommender):
+    """Recommend the most popular items: the baseline of implicit feedback.
+
+    The reference to beat for any top-N recommender, as
+    :class:`BaselineRecommender` is for rating prediction. It reads ``X`` and
+    ``y`` exactly as :class:`NeuralRecommender` with ``loss="bce"`` does: each
+    row of ``X`` is an interaction of a user with an item, and ``y``, if given,
+    holds non-negative weights of the interactions. Side-feature columns are
+    accepted, so that the two estimators are interchangeable in a pipeline or a
+    search, but they are ignored.
+
+    The popularity of an item is the sum of the weights of its interactions
+    in fit (their number when ``y`` is None). Every user gets the same ranking:
+    the most popular items first, items of equal popularity in the order of
+    ``items_``.
+
+    Parameters
+    ----------
+    handle_unknown : {"fallback", "error"}, default="fallback"
+        What ``predict`` does with users or items not seen in fit. With
+        ``"fallback"`` an unknown item has popularity 0 and an unknown user is
+        ignored, as every user is. ``"error"`` raises ``ValueError`` naming how
+        many users and items were unknown. ``recommend`` gives unknown users
+        the most popular items either way.
+
+    user_col, item_col : int or str, default=0 and 1
+        Position of the user and item ID columns in ``X``, or their name when
+        ``X`` is a DataFrame. IDs may be any ints or strings. All other columns
+        must be numeric and are ignored.
+
+    Attributes
+    ----------
+    item_popularity_ : ndarray of shape (n_items,)
+        Sum of the interaction weights of each item of ``items_``.
+
+    users_ : ndarray of shape (n_users,)
+        User IDs seen in fit.
+
+    items_ : ndarray of shape (n_items,)
+        Item IDs seen in fit.
+
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        1 where a user of ``users_`` interacted with an item of ``items_`` in
+        fit: the items that ``recommend`` leaves out with ``exclude_seen``.
+
+    n_features_in_ : int
+        Number of columns of ``X``, ID columns included.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names of ``X`` when it is a DataFrame with string names.
+
+    See Also
+    --------
+    NeuralRecommender : Neural recommender; a ranker with ``loss="bce"``.
+    BaselineRecommender : Mean and bias baselines for rating prediction.
+
+    Notes
+    -----
+    An interaction of weight 0 adds nothing to its item's popularity, but its
+    item still counts as seen by its user.
+
+    Examples
+    --------
+    >>> from skrec import PopularityRecommender
+    >>> X = [["ann", "up"], ["ann", "jaws"], ["bob", "up"],
+    ...      ["cat", "up"], ["cat", "alien"]]
+    >>> est = PopularityRecommender().fit(X)
+    >>> est.items_
+    array(['alien', 'jaws', 'up'], dtype=object)
+    >>> est.item_popularity_
+    array([1., 1., 3.])
+    >>> est.predict([["ann", "alien"], ["eve", "heat"]])
+    array([1., 0.])
+    >>> est.recommend(["bob", "eve"], n=2)
+    array([['alien', 'jaws'],
+           ['up', 'alien']], dtype=object)
+    """
+
+    _parameter_constraints = {
+        "handle_unknown": [StrOptions({"fallback", "error"})],
+        "user_col": [Integral, str],
+        "item_col": [Integral, str],
+    }
+
+    def __init__(self, *, handle_unknown="fallback", user_col=0, item_col=1):
+        self.handle_unknown = handle_unknown
+        self.user_col = user_col
+        self.item_col = item_col
+
+    def predict(self, X):
+        """Predict the popularity of the item of each row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Rows with the same columns as in fit.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            ``item_popularity_`` of each row's item; 0 for items not seen in
+            fit.
+        """
+        _, item_codes, _ = self._encode_rows(X)
+        return self._popularity_table[item_codes]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # A baseline: it ignores the users and every column but the items, and
+        # reads y as weights, never as a target to predict.
+        tags.regressor_tags.poor_score = True
+        tags.target_tags.required = False
+        tags.target_tags.positive_only = True
+        return tags
+
+    def _fit(self, X, y):
+        users, items, _ = validate_table(self, X, reset=True)
+        weights = validate_weights(y, users, type(self).__name__)
+        user_vocabulary = build_vocabulary(users, column_label(self, "user_col"))
+        item_vocabulary = build_vocabulary(items, column_label(self, "item_col"))
+        user_codes = encode_ids(users, user_vocabulary)
+        item_codes = encode_ids(items, item_vocabulary)
+        # Row k is the popularity of code k, row 0 that of unknown items.
+        popularity_table = np.bincount(
+            item_codes, weights=weights, minlength=len(item_vocabulary) + 1
+        )
+        self.users_ = user_vocabulary
+        self.items_ = item_vocabulary
+        self.user_items_ = user_item_matrix(
+            user_codes, item_codes, len(user_vocabulary), len(item_vocabulary)
+        )
+        self._popularity_table = popularity_table
+        self.item_popularity_ = popularity_table[1:]
+        self._rank_scores = _rank_scores(self.item_popularity_)
+
+    def _score_matrix(self, user_codes, item_codes):
+        return self._popularity(item_codes).repeat(len(user_codes), 1)
+
+    def _popularity(self, candidates):
+        return torch.from_numpy(self._rank_scores[candidates.numpy() - 1])
+
+    def _top_columns(self, codes, candidates, n, exclude_seen, *seen):
+        # Rank on the tie-free rank scores, but report popularity; seen items
+        # keep their -inf.
+        columns, ranks = super()._top_columns(codes, candidates, n, exclude_seen, *seen)
+        popularity = torch.from_numpy(self.item_popularity_)[candidates[columns] - 1]
+        return columns, torch.where(torch.isinf(ranks), ranks.double(), popularity)
+
+
+def _rank_scores(popularity):
+    """Distinct float32 scores that order items by popularity, then by index.
+
+    torch.topk does not promise an order among equal scores, and no epsilon
+    added to the popularity itself survives float32 for every range of weights
+    and number of items; ranks do, up to 2**24 items.
+    """
+    order = np.lexsort((np.arange(len(popularity)), -popularity))
+    scores = np.empty(len(popularity), dtype=np.float32)
+    scores[order] = np.arange(len(popularity), 0, -1)
+    return scores

@@ -24,7 +24,12 @@ from ._engine._training import (
 )
 from ._recommend import RecommendMixin, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions
-from ._validation import column_label, validate_table, validate_target
+from ._validation import (
+    column_label,
+    validate_table,
+    validate_target,
+    validate_weights,
+)
 
 AUTO_BATCH_SIZE = 1024
 
@@ -375,17 +380,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         )
 
     def _validate_target(self, y, users):
-        if not self._implicit():
-            return validate_target(y, users, type(self).__name__)
-        if y is None:
-            return np.ones(len(users))
-        y = validate_target(y, users, type(self).__name__)
-        if (y < 0).any():
-            raise ValueError(
-                f"With loss={self.loss!r}, y holds interaction weights, which must "
-                f"be non-negative; got a minimum of {y.min()}."
-            )
-        return y
+        if self._implicit():
+            return validate_weights(y, users, type(self).__name__)
+        return validate_target(y, users, type(self).__name__)
 
     def _set_scalers(self, features, y):
         # Standardised ratings and features let one learning rate suit any

@@ -1,6 +1,7 @@
 """recommend(): top-n items per user for any skrec estimator that scores pairs."""
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import check_is_fitted
@@ -117,7 +118,9 @@ class RecommendMixin:
 
 
 def _as_ids(values, name):
-    values = np.asarray(values)
+    # Through pandas, a list mixing ints and strings keeps each ID's type,
+    # where numpy would turn every one into a string.
+    values = values if isinstance(values, np.ndarray) else pd.Series(values).to_numpy()
     if values.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional, got shape {values.shape}.")
     return values

@@ -90,6 +90,19 @@ def validate_target(y, users, estimator_name):
     return y
 
 
+def validate_weights(y, users, estimator_name):
+    """Interaction weights of implicit feedback: ``y`` checked, or ones if None."""
+    if y is None:
+        return np.ones(len(users))
+    y = validate_target(y, users, estimator_name)
+    if (y < 0).any():
+        raise ValueError(
+            f"{estimator_name} reads y as interaction weights, which must be "
+            f"non-negative; got a minimum of {y.min()}."
+        )
+    return y
+
+
 def _check_table_shape(shape):
     n_rows, n_columns = shape
     if n_rows < 1:

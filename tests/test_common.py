@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skrec import BaselineRecommender, NeuralRecommender
+from skrec import BaselineRecommender, NeuralRecommender, PopularityRecommender
 
 
 @parametrize_with_checks(
@@ -10,6 +10,7 @@ from skrec import BaselineRecommender, NeuralRecommender
         NeuralRecommender(),
         BaselineRecommender(),
         BaselineRecommender(strategy="global_mean"),
+        PopularityRecommender(),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

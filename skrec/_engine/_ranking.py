@@ -9,7 +9,7 @@ import torch
 from ._losses import PairSet
 
 # Pairs scored per chunk: bounds the memory of one score matrix.
-PAIRS_PER_CHUNK = 1 << 21
+PAIRS_PER_CHUNK = 1 << 17
 
 
 def score_matrix(module, user_codes, item_codes):

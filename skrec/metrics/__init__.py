@@ -1,0 +1,21 @@
+"""Top-N ranking metrics for recommenders: precision, recall, NDCG, MAP, MRR."""
+
+from ._ranking import (
+    average_precision_at_k,
+    catalog_coverage,
+    hit_rate_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    reciprocal_rank,
+)
+
+__all__ = [
+    "average_precision_at_k",
+    "catalog_coverage",
+    "hit_rate_at_k",
+    "ndcg_at_k",
+    "precision_at_k",
+    "recall_at_k",
+    "reciprocal_rank",
+]
