@@ -30,6 +30,7 @@ from ._validation import (
     validate_target,
     validate_weights,
 )
+from .metrics import make_ranking_scorer
 
 AUTO_BATCH_SIZE = 1024
 
@@ -296,6 +297,33 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         if self._implicit():
             return scores
         return np.clip(self._y_mean + self._y_scale * scores, *self.rating_range_)
+
+    def score(self, X, y=None, sample_weight=None):
+        """R^2 of the predicted ratings, or NDCG@10 with an implicit ``loss``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Test rows.
+
+        y : array-like of shape (n_samples,), default=None
+            True ratings; ignored with an implicit loss.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows for R^2.
+
+        Returns
+        -------
+        score : float
+            For ``loss="mse"``, the coefficient of determination as for any
+            scikit-learn regressor. For implicit losses, the mean NDCG@10 of the
+            users of ``X`` when each ranks all items unseen in fit, the rows of
+            ``X`` being the relevant items: see
+            :func:`skrec.metrics.make_ranking_scorer`.
+        """
+        if self._implicit():
+            return make_ranking_scorer("ndcg", k=10)(self, X)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def _score_matrix(self, user_codes, item_codes):
         if self._feature_mean is not None:
