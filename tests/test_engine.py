@@ -139,3 +139,16 @@ def test_predict_in_chunks_equals_one_pass():
     )
     assert whole.dtype == np.float64 and whole.shape == (500,)
     assert predict_scores(module, data.rows(slice(0, 0))).shape == (0,)
+
+
+@pytest.mark.parametrize("hidden_layer_sizes", [(8, 4), ()])
+def test_score_matrix_equals_scoring_every_pair(hidden_layer_sizes):
+    with seeded(0, torch.device("cpu")):
+        module = EmbeddingMLP(
+            21, 16, embedding_dim=4, hidden_layer_sizes=hidden_layer_sizes
+        )
+    module.eval()
+    users, items = torch.tensor([0, 3, 7]), torch.arange(16)
+    pairs = module(users.repeat_interleave(16), items.repeat(3)).view(3, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(module.score_matrix(users, items), pairs)

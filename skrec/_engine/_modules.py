@@ -73,6 +73,30 @@ class EmbeddingMLP(nn.Module):
         mlp_score = self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1)
         return mlp_score + (p * q).sum(dim=1) + user_bias + item_bias + self.global_bias
 
+    def score_matrix(self, users, items):
+        """Scores of every (user, item) pair without side features.
+
+        The first layer of the MLP is linear in the concatenation ``[p, q]``, so
+        it is computed once per user and once per item and the two are summed
+        for every pair: several times less work than scoring the pairs one by
+        one, which is what ranking all items for a user costs.
+        """
+        user_rows, item_rows = self.embed(users, items)
+        p, user_bias = user_rows[:, :-1], user_rows[:, -1]
+        q, item_bias = item_rows[:, :-1], item_rows[:, -1]
+        dim = p.shape[1]
+        if len(self.mlp) == 0:
+            weight = self.output.weight[0]
+            mlp_score = (p @ weight[:dim])[:, None] + (q @ weight[dim:])[None, :]
+        else:
+            first, rest = self.mlp[0], self.mlp[1:]
+            hidden_user = p @ first.weight[:, :dim].T + first.bias
+            hidden_item = q @ first.weight[:, dim : 2 * dim].T
+            hidden = rest(hidden_user[:, None, :] + hidden_item[None, :, :])
+            mlp_score = self.output(hidden).squeeze(-1)
+        bias = user_bias[:, None] + item_bias[None, :] + self.global_bias
+        return mlp_score + p @ q.T + bias
+
     def embedding_tables(self):
         """The user and item tables, whose row 0 stands for an unknown ID."""
         return {"user": self.user_table, "item": self.item_table}

@@ -13,9 +13,15 @@ PAIRS_PER_CHUNK = 1 << 17
 
 
 def score_matrix(module, user_codes, item_codes):
-    """Scores of every (user, item) pair, shape ``(len(users), len(items))``."""
+    """Scores of every (user, item) pair, shape ``(len(users), len(items))``.
+
+    Modules that can score a user-by-item grid faster than pair by pair do so
+    through their own ``score_matrix``.
+    """
     module.eval()
     with torch.inference_mode():
+        if hasattr(module, "score_matrix"):
+            return module.score_matrix(user_codes, item_codes)
         users = user_codes.repeat_interleave(len(item_codes))
         items = item_codes.repeat(len(user_codes))
         return module(users, items).view(len(user_codes), len(item_codes))
