@@ -22,13 +22,13 @@ import statistics
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import sklearn
 import torch
+from _common import RESULTS_DIR, default_data_home
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -36,9 +36,6 @@ from skrec import NeuralRecommender, PopularityRecommender
 from skrec.datasets import load_movielens
 from skrec.metrics import hit_rate_at_k, ndcg_at_k
 from skrec.model_selection import LeaveLastOut
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SHARED_DATA_HOME = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Candidate NeuralRecommender parameters; each loss tries every one of them.
 GRID = [{}, {"alpha": 5.0}, {"n_negatives": 8}]
@@ -99,12 +96,6 @@ def parse_grid(text):
     if any("loss" in config for config in grid):
         raise argparse.ArgumentTypeError("--grid configurations must not set 'loss'")
     return grid
-
-
-def default_data_home():
-    if SHARED_DATA_HOME.is_dir():
-        return str(SHARED_DATA_HOME)
-    return os.environ.get("SKREC_DATA")
 
 
 # -- data -------------------------------------------------------------------

@@ -15,7 +15,6 @@ import platform
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -24,6 +23,7 @@ import pandas as pd
 import sklearn
 import torch
 import torch.nn.functional as F
+from _common import RESULTS_DIR, default_data_home
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -31,9 +31,6 @@ from skrec import NeuralRecommender
 from skrec._engine._device import resolve_device
 from skrec._engine._modules import EmbeddingMLP
 from skrec.datasets import load_movielens, make_ratings
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SHARED_DATA_HOME = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def parse_args():
@@ -44,12 +41,6 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     return parser.parse_args()
-
-
-def default_data_home():
-    if SHARED_DATA_HOME.is_dir():
-        return str(SHARED_DATA_HOME)
-    return os.environ.get("SKREC_DATA")
 
 
 def load_ratings(data_home):
