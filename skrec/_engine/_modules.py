@@ -102,9 +102,6 @@ class EmbeddingMLP(nn.Module):
         return {"user": self.user_table, "item": self.item_table}
 
 
-MODULES = {"mlp": EmbeddingMLP}
-
-
 def _embedding_with_bias(n_rows, embedding_dim):
     """A table of rows ``[p, b]``: small random vectors ``p``, biases ``b`` at 0."""
     table = nn.Embedding(n_rows, embedding_dim + 1)
