@@ -3,9 +3,9 @@
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import encode_ids, raise_for_unknown
+from ._encoding import build_vocabulary, encode_ids, raise_for_unknown
 from ._sklearn_compat import _fit_context
-from ._validation import validate_table
+from ._validation import column_label, validate_table
 
 
 class BaseRecommender(RegressorMixin, BaseEstimator):
@@ -44,6 +44,13 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
             self.__dict__.update(previous_state)
             raise
         return self
+
+    def _vocabularies(self, users, items):
+        """The distinct user and item IDs of the fit data, sorted."""
+        return (
+            build_vocabulary(users, column_label(self, "user_col")),
+            build_vocabulary(items, column_label(self, "item_col")),
+        )
 
     def _encode_rows(self, X):
         """Check ``X`` against fit; return user codes, item codes and features."""

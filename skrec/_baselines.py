@@ -6,11 +6,10 @@ import numpy as np
 import torch
 
 from ._base import BaseRecommender
-from ._encoding import build_vocabulary, encode_ids
+from ._encoding import encode_ids
 from ._recommend import RecommendMixin, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions
 from ._validation import (
-    column_label,
     validate_table,
     validate_target,
     validate_weights,
@@ -188,8 +187,7 @@ class BaselineRecommender(BaseRecommender):
     def _fit(self, X, y):
         users, items, _ = validate_table(self, X, reset=True)
         y = validate_target(y, users, type(self).__name__)
-        user_vocabulary = build_vocabulary(users, column_label(self, "user_col"))
-        item_vocabulary = build_vocabulary(items, column_label(self, "item_col"))
+        user_vocabulary, item_vocabulary = self._vocabularies(users, items)
         user_codes = encode_ids(users, user_vocabulary)
         item_codes = encode_ids(items, item_vocabulary)
         global_mean = float(y.mean())
@@ -364,8 +362,7 @@ class PopularityRecommender(RecommendMixin, BaseRecommender):
     def _fit(self, X, y):
         users, items, _ = validate_table(self, X, reset=True)
         weights = validate_weights(y, users, type(self).__name__)
-        user_vocabulary = build_vocabulary(users, column_label(self, "user_col"))
-        item_vocabulary = build_vocabulary(items, column_label(self, "item_col"))
+        user_vocabulary, item_vocabulary = self._vocabularies(users, items)
         user_codes = encode_ids(users, user_vocabulary)
         item_codes = encode_ids(items, item_vocabulary)
         # Row k is the popularity of code k, row 0 that of unknown items.

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._base import BaseRecommender
-from ._encoding import build_vocabulary, encode_ids, extend_vocabulary
+from ._encoding import encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, EmbeddingMLP
 from ._engine._ranking import ndcg_of_held_out, score_matrix
@@ -396,8 +396,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self._set_history(history)
 
     def _set_vocabularies(self, users, items):
-        self.users_ = build_vocabulary(users, column_label(self, "user_col"))
-        self.items_ = build_vocabulary(items, column_label(self, "item_col"))
+        self.users_, self.items_ = self._vocabularies(users, items)
 
     def _extend_vocabularies(self, users, items):
         self.users_ = extend_vocabulary(
@@ -520,7 +519,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     def _validation_score(self, trainer, validation):
         if self._implicit():
             n_items = len(self.items_) + 1
-            return ndcg_of_held_out(trainer.module, validation, trainer.data, n_items)
+            return ndcg_of_held_out(
+                trainer.module, validation, trainer.sampler.positives, n_items
+            )
         return _r2(trainer.module, validation)
 
     def _set_history(self, history):

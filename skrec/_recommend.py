@@ -74,13 +74,21 @@ class RecommendMixin:
         seen = self.user_items_
         indptr = torch.from_numpy(seen.indptr.astype(np.int64))
         indices = torch.from_numpy(seen.indices.astype(np.int64))
+        popularity = self._popularity(candidates)
         chunk = users_per_chunk(len(candidates))
         top_columns, top_scores = [], []
         for start in range(0, len(user_codes), chunk):
             codes = torch.from_numpy(user_codes[start : start + chunk])
             with torch.inference_mode():
                 columns, values = self._top_columns(
-                    codes, candidates, n, exclude_seen, item_columns, indptr, indices
+                    codes,
+                    candidates,
+                    n,
+                    exclude_seen,
+                    item_columns,
+                    indptr,
+                    indices,
+                    popularity,
                 )
             top_columns.append(columns.cpu())
             top_scores.append(values.cpu())
@@ -91,13 +99,20 @@ class RecommendMixin:
         return item_ids
 
     def _top_columns(
-        self, codes, candidates, n, exclude_seen, item_columns, indptr, indices
+        self,
+        codes,
+        candidates,
+        n,
+        exclude_seen,
+        item_columns,
+        indptr,
+        indices,
+        popularity,
     ):
         scores = self._score_matrix(codes, candidates).float()
         unknown = codes == UNKNOWN_CODE
         if unknown.any():
-            popularity = self._popularity(candidates).to(scores.device)
-            scores[unknown.to(scores.device)] = popularity
+            scores[unknown.to(scores.device)] = popularity.to(scores.device)
         if exclude_seen:
             mask_seen(scores, codes - 1, item_columns, indptr, indices)
         return top_k(scores, n)

@@ -78,7 +78,7 @@ class FixedScores(torch.nn.Module):
 
 def test_ndcg_of_held_out_by_hand():
     held_out = Interactions.from_arrays([1, 2, 2], [4, 2, 3])
-    seen = Interactions.from_arrays([1, 2], [5, 4])
+    seen = PairSet(torch.tensor([1, 2]), torch.tensor([5, 4]), n_items=6)
     # Items 1..5 ranked 5, 4, 3, 2, 1. User 1 has seen 5: item 4 ranks first,
     # NDCG 1. User 2 has seen 4: ranks 5, 3, 2 -> hits at 2 and 3.
     user_2 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))

@@ -71,15 +71,15 @@ def ndcg_of_held_out(module, held_out, seen, n_items, k=10):
     module : torch.nn.Module
     held_out : Interactions
         The pairs to find, e.g. a validation split.
-    seen : Interactions
+    seen : PairSet
         The pairs each user already has (training rows): never recommended.
+        Passed in built, since early stopping calls this every epoch.
     n_items : int
         Rows of the item table; codes ``1 .. n_items - 1`` are ranked.
     k : int
     """
     device = held_out.users.device
     relevant = PairSet(held_out.users, held_out.items, n_items)
-    known = PairSet(seen.users, seen.items, n_items)
     users, n_relevant = torch.unique(held_out.users, return_counts=True)
     items = torch.arange(1, n_items, device=device)
     discounts = 1.0 / torch.log2(torch.arange(2, k + 2, device=device).double())
@@ -89,7 +89,7 @@ def ndcg_of_held_out(module, held_out, seen, n_items, k=10):
     for start in range(0, len(users), chunk):
         codes = users[start : start + chunk]
         scores = score_matrix(module, codes, items)
-        scores[known.contains(codes[:, None], items[None, :])] = -torch.inf
+        scores[seen.contains(codes[:, None], items[None, :])] = -torch.inf
         columns, _ = top_k(scores, k)
         hits = relevant.contains(codes[:, None], items[columns]).double()
         gains = (hits * discounts[: hits.shape[1]]).sum(dim=1)
