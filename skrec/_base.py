@@ -33,12 +33,16 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        return self._keeping_state_on_failure(self._fit, X, y)
+
+    def _keeping_state_on_failure(self, fit_method, X, y):
+        """Run ``fit_method(X, y)``; if it raises, restore the previous state."""
         # Input validation sets n_features_in_ and feature_names_in_ as it goes,
         # and training may fail late: a failed fit must leave a previously
         # fitted model exactly as it was.
         previous_state = self.__dict__.copy()
         try:
-            self._fit(X, y)
+            fit_method(X, y)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(previous_state)

@@ -20,10 +20,11 @@ from ._engine._training import (
     fill_unknown_rows,
     grow_embedding_tables,
     predict_scores,
+    resume_optimizer,
     seeded,
 )
-from ._recommend import RecommendMixin, user_item_matrix
-from ._sklearn_compat import Interval, StrOptions
+from ._recommend import RecommendMixin, union_of_pairs, user_item_matrix
+from ._sklearn_compat import Interval, StrOptions, _fit_context
 from ._validation import (
     column_label,
     validate_table,
@@ -275,6 +276,49 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.warm_start = warm_start
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on ``X``, continuing from the current weights.
+
+        The first call sets up the model as ``fit`` does; each later call runs
+        one more pass over the rows it is given, with Adam's moment estimates
+        carried over, so that ``n`` calls on the same rows train like ``fit``
+        with ``max_iter=n`` and ``early_stopping=False``. Use it to watch a
+        metric of your own after every epoch, or to train on data that arrives
+        in chunks. New user and item IDs get new embedding rows, as with
+        ``warm_start``; the pairs of every call count as seen by ``recommend``.
+        There is no early stopping: ``validation_scores_`` is None after the
+        first call.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            User IDs, item IDs and optional numeric side features, with the
+            same columns in every call.
+
+        y : array-like of shape (n_samples,), default=None
+            Ratings; for implicit-feedback models, optional weights of the
+            interactions (None: every row weighs 1). Ratings are standardised
+            with the mean and scale of the first call's ``y``.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+
+        Examples
+        --------
+        >>> from skrec import NeuralRecommender
+        >>> from skrec.datasets import make_ratings
+        >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=800, random_state=0)
+        >>> est = NeuralRecommender(embedding_dim=8, random_state=0)
+        >>> for epoch in range(3):
+        ...     est = est.partial_fit(X, y)
+        >>> est.n_iter_, len(est.loss_curve_)
+        (3, 3)
+        """
+        return self._keeping_state_on_failure(self._partial_fit, X, y)
+
     def predict(self, X):
         """Predict the rating of each (user, item) row of ``X``.
 
@@ -341,6 +385,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     def __getstate__(self):
         # Pickles carry the network on the CPU so that they load anywhere.
         state = super().__getstate__()
+        # The optimizer's moments only serve partial_fit; a loaded model's
+        # partial_fit starts them afresh.
+        state.pop("_optimizer_state", None)
         if "module_" in state:
             state["module_"] = copy.deepcopy(self.module_).cpu()
         return state
@@ -355,6 +402,42 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     def _fit(self, X, y):
         first_pass = not hasattr(self, "module_") or not self.warm_start
+        data, device = self._encoded_data(X, y, first_pass)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        train, validation = self._split_validation(data, seed)
+        with seeded(seed, device):
+            module = self._initial_module(data, device, first_pass)
+            trainer = self._trainer(module, train, seed)
+            history = self._run_epochs(trainer, validation)
+        self._set_fitted_module(module, device, trainer)
+        self._set_history(history)
+
+    def _partial_fit(self, X, y):
+        first_pass = not hasattr(self, "module_")
+        seen_before = None if first_pass else self.user_items_
+        data, device = self._encoded_data(X, y, first_pass)
+        if seen_before is not None:
+            self.user_items_ = union_of_pairs(seen_before, self.user_items_)
+        # Each call is a new epoch: it must not replay the previous batch order
+        # and negatives, which an int random_state would.
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = (seed + (0 if first_pass else self.n_iter_)) % np.iinfo(np.int32).max
+        with seeded(seed, device):
+            module = self._initial_module(data, device, first_pass)
+            trainer = self._trainer(module, data, seed, continue_optimizer=True)
+            loss = trainer.train_epoch() * self._y_scale**2
+        _raise_if_diverged(loss, 1, self.learning_rate_init)
+        self._set_fitted_module(module, device, trainer)
+        if first_pass:
+            self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], None
+            self.validation_scores_ = self.best_validation_score_ = None
+        self.n_iter_ += 1
+        self.loss_curve_ = [*self.loss_curve_, loss]
+        self.best_loss_ = min(self.loss_curve_)
+
+    def _encoded_data(self, X, y, first_pass):
+        """Validate ``X`` and ``y``, update the vocabularies and scalers on the
+        first pass, and return the encoded rows on the training device."""
         users, items, features = validate_table(self, X, reset=first_pass)
         y = self._validate_target(y, users)
         device = resolve_device(self.device)
@@ -375,25 +458,31 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             (y - self._y_mean) / self._y_scale,
             device=device,
         )
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        train, validation = self._split_validation(data, seed)
-        with seeded(seed, device):
-            module = self._initial_module(features, device, first_pass)
-            trainer = Trainer(
-                module,
-                train,
-                batch_size=self._batch_size(len(train)),
-                learning_rate=self.learning_rate_init,
-                alpha=self.alpha,
-                seed=seed,
-                loss=self.loss,
-                n_negatives=self.n_negatives,
-            )
-            history = self._run_epochs(trainer, validation)
+        return data, device
+
+    def _trainer(self, module, data, seed, continue_optimizer=False):
+        trainer = Trainer(
+            module,
+            data,
+            batch_size=self._batch_size(len(data)),
+            learning_rate=self.learning_rate_init,
+            alpha=self.alpha,
+            seed=seed,
+            loss=self.loss,
+            n_negatives=self.n_negatives,
+        )
+        state = getattr(self, "_optimizer_state", None)
+        if continue_optimizer and state is not None:
+            # Loading copies nothing, and the fused step updates in place: the
+            # fitted model's state must survive a failed call.
+            resume_optimizer(trainer.optimizer, copy.deepcopy(state))
+        return trainer
+
+    def _set_fitted_module(self, module, device, trainer):
         fill_unknown_rows(module)
         self.module_ = module
         self.device_ = device
-        self._set_history(history)
+        self._optimizer_state = trainer.optimizer.state_dict()
 
     def _set_vocabularies(self, users, items):
         self.users_, self.items_ = self._vocabularies(users, items)
@@ -432,7 +521,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             return None
         return (features - self._feature_mean) / self._feature_scale
 
-    def _initial_module(self, features, device, first_pass):
+    def _initial_module(self, data, device, first_pass):
         n_rows = {"user": len(self.users_) + 1, "item": len(self.items_) + 1}
         if not first_pass:
             module = copy.deepcopy(self.module_).to(device)
@@ -441,7 +530,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         return EmbeddingMLP(
             n_users=n_rows["user"],
             n_items=n_rows["item"],
-            n_features=0 if features is None else features.shape[1],
+            n_features=0 if data.features is None else data.features.shape[1],
             embedding_dim=self.embedding_dim,
             hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
             activation=self.activation,

@@ -22,6 +22,15 @@ def user_item_matrix(user_codes, item_codes, n_users, n_items):
     return matrix
 
 
+def union_of_pairs(before, after):
+    """The pairs of either matrix; ``before`` may have fewer rows and columns."""
+    before = before.copy()
+    before.resize(after.shape)
+    union = (before + after).tocsr()
+    union.data[:] = 1.0
+    return union
+
+
 class RecommendMixin:
     """Adds ``recommend`` to an estimator that implements ``_score_matrix``.
 

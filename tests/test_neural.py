@@ -1,3 +1,4 @@
+import copy
 import io
 import pickle
 import re
@@ -559,3 +560,77 @@ def test_cuda_fit_predicts_like_cpu_and_pickles_to_cpu(ratings):
     assert rmse(est.predict(X), y) < 1.1 * rmse(cpu.predict(X), y)
     state = est.__getstate__()
     assert all(p.device.type == "cpu" for p in state["module_"].parameters())
+
+
+# -- partial_fit ----------------------------------------------------------------
+
+
+def test_partial_fit_runs_one_epoch_per_call_and_carries_adam(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL)
+    for _ in range(3):
+        est.partial_fit(X, y)
+    assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
+    assert est.loss_curve_[2] < est.loss_curve_[0]
+    assert est.best_loss_ == min(est.loss_curve_)
+    assert est.validation_scores_ is None
+    # Adam's step count runs on across calls: 3 epochs of 12 batches each.
+    n_batches = -(-len(X) // SMALL["batch_size"])
+    assert int(est._optimizer_state["state"][0]["step"]) == 3 * n_batches
+
+
+def test_partial_fit_epochs_differ_and_are_reproducible(ratings):
+    X, y = ratings
+    first = NeuralRecommender(**SMALL).partial_fit(X, y).partial_fit(X, y)
+    second = NeuralRecommender(**SMALL).partial_fit(X, y).partial_fit(X, y)
+    np.testing.assert_array_equal(first.predict(X), second.predict(X))
+    assert first.loss_curve_ == second.loss_curve_
+    # An int random_state must not replay the first epoch's batch order.
+    replayed = NeuralRecommender(**SMALL).partial_fit(X, y)
+    replayed.n_iter_ = 0
+    replayed.partial_fit(X, y)
+    assert not np.array_equal(replayed.predict(X), first.predict(X))
+
+
+def test_partial_fit_continues_a_fit_and_grows_tables(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "loss": "bce"}).fit(X.iloc[:2000])
+    n_iter = est.n_iter_
+    new_rows = pd.DataFrame({"user_id": [10**6, 10**6], "item_id": [0, 1]})
+    est.partial_fit(pd.concat([X.iloc[2000:], new_rows]))
+    assert est.n_iter_ == n_iter + 1
+    assert est.users_[-1] == 10**6
+    assert est.module_.user_table.num_embeddings == len(est.users_) + 1
+    # Pairs of both calls count as seen.
+    assert est.user_items_.sum() == len(X.drop_duplicates()) + 2
+    recommended = est.recommend([10**6], n=len(est.items_) - 2)
+    assert not np.isin(recommended, [0, 1]).any()
+
+
+def test_failed_partial_fit_keeps_the_model(ratings, monkeypatch):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).partial_fit(X, y)
+    expected = est.predict(X)
+    optimizer_state = copy.deepcopy(est._optimizer_state)
+
+    def corrupting_then_diverging(self):
+        self.train_step(self.data.rows(slice(0, 64)))  # moves the moments
+        with torch.no_grad():
+            self.module.user_table.weight.fill_(float("nan"))
+        return float("nan")
+
+    monkeypatch.setattr(_training.Trainer, "train_epoch", corrupting_then_diverging)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), expected)
+    assert est.n_iter_ == 1
+    moments = est._optimizer_state["state"][0]["exp_avg"]
+    assert torch.equal(moments, optimizer_state["state"][0]["exp_avg"])
+
+
+def test_partial_fit_after_unpickling_starts_adam_afresh(ratings):
+    X, y = ratings
+    est = pickle.loads(pickle.dumps(NeuralRecommender(**SMALL).partial_fit(X, y)))
+    assert not hasattr(est, "_optimizer_state")
+    est.partial_fit(X, y)
+    assert est.n_iter_ == 2 and np.isfinite(est.predict(X)).all()

@@ -156,6 +156,23 @@ def make_optimizer(module, learning_rate):
         return torch.optim.Adam(params, lr=learning_rate, foreach=True)
 
 
+def resume_optimizer(optimizer, state):
+    """Load a previous optimizer ``state`` if it fits the current parameters.
+
+    Tables that grew for new IDs no longer match the saved moments; the
+    optimizer then starts afresh.
+    """
+    saved = state["state"]
+    for index, param in enumerate(
+        p for group in optimizer.param_groups for p in group["params"]
+    ):
+        moments = saved.get(index, {}).get("exp_avg")
+        if moments is not None and moments.shape != param.shape:
+            return False
+    optimizer.load_state_dict(state)
+    return True
+
+
 def inverse_frequency(codes, module, kind):
     """1 / (occurrences of each code in ``codes``), 0 for codes that never occur."""
     n_rows = module.embedding_tables()[kind].num_embeddings

@@ -9,7 +9,7 @@ from ._ranking import (
     recall_at_k,
     reciprocal_rank,
 )
-from ._scorer import RankingScorer, make_ranking_scorer
+from ._scorer import RankingScorer, make_ranking_scorer, ndcg_scorer
 
 __all__ = [
     "RankingScorer",
@@ -18,6 +18,7 @@ __all__ = [
     "hit_rate_at_k",
     "make_ranking_scorer",
     "ndcg_at_k",
+    "ndcg_scorer",
     "precision_at_k",
     "recall_at_k",
     "reciprocal_rank",
