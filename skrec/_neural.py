@@ -101,7 +101,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         Training loss. ``"mse"`` fits explicit ratings ``y``. The implicit-
         feedback losses treat every row of ``X`` as a positive interaction (``y``
         optional, weighting the rows) and sample ``n_negatives`` items per row
-        uniformly among those the user did not interact with: ``"bce"`` is
+        among those the user did not interact with (see
+        ``negative_sampling``): ``"bce"`` is
         binary cross-entropy with the negatives labelled 0, ``"bpr"`` Bayesian
         personalised ranking. With them ``predict`` returns relevance scores,
         ``score`` returns NDCG@10 and early stopping watches the NDCG@10 of the
@@ -109,6 +110,14 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     n_negatives : int, default=4
         Negative items sampled per positive row by the implicit losses.
+
+    negative_sampling : {"uniform", "popularity"}, default="uniform"
+        How the implicit losses draw negative items among those the user did
+        not interact with: ``"uniform"``, every item alike, or
+        ``"popularity"``, in proportion to each item's number of rows in fit
+        (as the ``implicit`` library's BPR does). Popular negatives teach the
+        model to rank a user's items above popular ones rather than above
+        random ones, which lowers the weight of popularity in the scores.
 
     device : str, default="auto"
         Where to train and predict: ``"auto"`` (the ``SKREC_DEVICE`` environment
@@ -220,6 +229,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"mse", "bce", "bpr"})],
         "n_negatives": [Interval(Integral, 1, None, closed="left")],
+        "negative_sampling": [StrOptions({"uniform", "popularity"})],
         "device": [str],
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
@@ -246,6 +256,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         n_iter_no_change=5,
         loss="mse",
         n_negatives=4,
+        negative_sampling="uniform",
         device="auto",
         handle_unknown="fallback",
         user_col=0,
@@ -268,6 +279,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.n_iter_no_change = n_iter_no_change
         self.loss = loss
         self.n_negatives = n_negatives
+        self.negative_sampling = negative_sampling
         self.device = device
         self.handle_unknown = handle_unknown
         self.user_col = user_col
@@ -470,6 +482,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             seed=seed,
             loss=self.loss,
             n_negatives=self.n_negatives,
+            negatives_by_popularity=self.negative_sampling == "popularity",
         )
         state = getattr(self, "_optimizer_state", None)
         if continue_optimizer and state is not None:

@@ -490,6 +490,7 @@ def test_unhashable_id_is_a_type_error():
         ({"alpha": -1.0}, "'alpha' parameter"),
         ({"batch_size": "big"}, "'batch_size' parameter"),
         ({"loss": "hinge"}, "'loss' parameter"),
+        ({"negative_sampling": "hard"}, "'negative_sampling' parameter"),
         ({"handle_unknown": "ignore"}, "'handle_unknown' parameter"),
         ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
         (

@@ -58,6 +58,28 @@ def test_negative_sampler_avoids_positives():
     assert not (draws == 1).any()
 
 
+def test_popularity_sampler_draws_in_proportion_to_rows():
+    # Items 1, 2 and 3 have 1, 2 and 6 of the 9 rows.
+    items = torch.tensor([1, 2, 2, 3, 3, 3, 3, 3, 3])
+    users = torch.tensor([2, 3, 4, 5, 6, 7, 8, 9, 1])
+    sampler = NegativeSampler(
+        users, items, 10, 1, torch.Generator().manual_seed(0), by_popularity=True
+    )
+    draws = sampler.sample(torch.full((30_000,), 5, dtype=torch.int64)).ravel()
+    shares = torch.bincount(draws, minlength=10).float() / len(draws)
+    # User 5 has item 3, whose draws are redrawn twice: 3 is left only when
+    # drawn three times in a row.
+    assert shares[4:].sum() == 0 and shares[0] == 0
+    first_round = torch.tensor([1, 2, 6]) / 9
+    kept = (6 / 9) ** 3
+    expected = first_round[:2] * (1 + 6 / 9 + (6 / 9) ** 2)
+    assert torch.allclose(shares[1:3], expected, atol=0.01)
+    assert shares[3] == pytest.approx(kept, abs=0.01)
+    uniform = NegativeSampler(users, items, 10, 1, torch.Generator().manual_seed(0))
+    draws = uniform.sample(torch.full((30_000,), 2, dtype=torch.int64)).ravel()
+    assert torch.bincount(draws, minlength=10)[4:].sum() > 0
+
+
 def test_mask_seen_sets_seen_candidates_to_minus_inf():
     scores = torch.zeros(3, 4)
     # CSR of seen item indices: row 0 -> {0, 2}, row 1 -> {}, row 2 -> {3}

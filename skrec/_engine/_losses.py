@@ -29,7 +29,7 @@ class PairSet:
 
 
 class NegativeSampler:
-    """Draws items uniformly among those a user has not interacted with.
+    """Draws items among those a user has not interacted with.
 
     Parameters
     ----------
@@ -41,13 +41,19 @@ class NegativeSampler:
     n_negatives : int
         Items drawn per positive.
     generator : torch.Generator
+    by_popularity : bool, default=False
+        Draw each item with probability proportional to its number of observed
+        pairs, by picking a random observed pair's item; else uniformly.
     """
 
-    def __init__(self, users, items, n_items, n_negatives, generator):
+    def __init__(
+        self, users, items, n_items, n_negatives, generator, by_popularity=False
+    ):
         self.n_items = n_items
         self.n_negatives = n_negatives
         self.generator = generator
         self.positives = PairSet(users, items, n_items)
+        self.pool = items if by_popularity else None
 
     def sample(self, users):
         """Item codes of shape ``(len(users), n_negatives)``."""
@@ -62,6 +68,11 @@ class NegativeSampler:
         return items
 
     def _draw(self, shape, device):
+        if self.pool is not None:
+            rows = torch.randint(
+                0, len(self.pool), shape, generator=self.generator, device=device
+            )
+            return self.pool[rows]
         return torch.randint(
             1, self.n_items, shape, generator=self.generator, device=device
         )

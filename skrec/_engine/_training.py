@@ -69,6 +69,9 @@ class Trainer:
         cross-entropy or BPR against ``n_negatives`` sampled items per row, the
         targets weighting the rows.
     n_negatives : int
+    negatives_by_popularity : bool, default=False
+        Draw negatives in proportion to the items' numbers of rows instead of
+        uniformly.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class Trainer:
         seed,
         loss="mse",
         n_negatives=4,
+        negatives_by_popularity=False,
     ):
         self.module = module
         self.data = data
@@ -98,6 +102,7 @@ class Trainer:
                 module.embedding_tables()["item"].num_embeddings,
                 n_negatives,
                 self.generator,
+                by_popularity=negatives_by_popularity,
             )
         self.row_weights = {
             "user": inverse_frequency(data.users, module, "user"),
