@@ -34,16 +34,27 @@ from sklearn.exceptions import ConvergenceWarning
 import skrec
 from skrec import NeuralRecommender, PopularityRecommender
 from skrec.datasets import load_movielens
-from skrec.metrics import hit_rate_at_k, ndcg_at_k
+from skrec.metrics import hit_rate_at_k, make_ranking_scorer, ndcg_at_k
 from skrec.model_selection import LeaveLastOut
 
 # Candidate NeuralRecommender parameters; each loss tries every one of them.
-GRID = [{}, {"alpha": 5.0}, {"n_negatives": 8}]
+GRID = [
+    {"alpha": 5.0},
+    {"alpha": 20.0},
+    {"alpha": 5.0, "negative_sampling": "popularity"},
+    {"alpha": 0.5, "hidden_layer_sizes": (), "learning_rate_init": 0.01},
+]
 LOSSES = ("bce", "bpr")
 K = 10
 N_SAMPLED_NEGATIVES = 99
 NEGATIVE_SEED = 0
-QUICK_MAX_ITER = 2
+MAX_EPOCHS = 60
+QUICK_MAX_EPOCHS = 2
+# Validation HR@K is smoothed over this many epochs to choose the epochs, and
+# a curve stops after PATIENCE epochs without a better smoothed value.
+SMOOTHING_WINDOW = 5
+PATIENCE = 10
+RECOMMEND_REPEATS = 7
 ID_COLUMNS = ["user_id", "item_id"]
 METRICS = ("full_hr", "full_ndcg", "sampled_hr", "sampled_ndcg")
 
@@ -69,6 +80,13 @@ def parse_args():
         help="Python literal list of NeuralRecommender parameter dicts, tried "
         "with each loss (no 'loss' key).",
     )
+    parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=MAX_EPOCHS,
+        help="most epochs of a validation curve",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads"
@@ -77,11 +95,12 @@ def parse_args():
         "--quick",
         action="store_true",
         help=f"smoke test: first configuration only, first seed, "
-        f"max_iter={QUICK_MAX_ITER}",
+        f"--max-epochs {QUICK_MAX_EPOCHS}",
     )
     args = parser.parse_args()
     if args.quick:
         args.grid, args.seeds = args.grid[:1], args.seeds[:1]
+        args.max_epochs = QUICK_MAX_EPOCHS
     return args
 
 
@@ -122,35 +141,6 @@ def split_latest(frame):
     return frame.iloc[earlier], frame.iloc[latest].sort_values("user_id")
 
 
-def sample_negatives(frame, users, n_negatives, seed):
-    """``n_negatives`` items per user of ``users`` that they never interacted with.
-
-    Uniform without replacement among the items of ``frame`` the user has no
-    row with: a random key per (user, item), +inf for the user's items, and
-    the ``n_negatives`` smallest keys of each row.
-    """
-    items = np.unique(frame["item_id"])
-    user_rows = pd.Index(users).get_indexer(frame["user_id"])
-    item_columns = np.searchsorted(items, frame["item_id"])
-    known = user_rows >= 0
-    interacted = np.zeros((len(users), len(items)), dtype=bool)
-    interacted[user_rows[known], item_columns[known]] = True
-    fewest = int((~interacted).sum(axis=1).min())
-    if fewest < n_negatives:
-        raise ValueError(f"a user has only {fewest} items to sample negatives from")
-    keys = np.random.default_rng(seed).random(interacted.shape)
-    keys[interacted] = np.inf
-    chosen = np.argpartition(keys, n_negatives - 1, axis=1)[:, :n_negatives]
-    return items[chosen]
-
-
-def candidate_pairs(held_out, negatives):
-    """(user, item) rows: per user the held-out item, then its negatives."""
-    items = np.column_stack([held_out["item_id"].to_numpy(), negatives])
-    users = np.repeat(held_out["user_id"].to_numpy(), items.shape[1])
-    return pd.DataFrame({"user_id": users, "item_id": items.ravel()})
-
-
 # -- metrics ----------------------------------------------------------------
 
 
@@ -164,34 +154,34 @@ def full_ranking_metrics(model, held_out):
     }
 
 
-def sampled_metrics(model, pairs, n_users):
-    """HR@K and NDCG@K of the held-out item (column 0) among its negatives."""
-    scores = model.predict(pairs).reshape(n_users, -1)
-    positive, negatives = scores[:, :1], scores[:, 1:]
-    higher = (negatives > positive).sum(axis=1)
-    tied = (negatives == positive).sum(axis=1)
-    rank = 1 + higher + 0.5 * tied
-    in_top = rank <= K
+def sampled_metrics(model, held_out):
+    """HR@K and NDCG@K of each held-out item among sampled unseen items."""
     return {
-        "sampled_hr": float(in_top.mean()),
-        "sampled_ndcg": float(np.where(in_top, 1 / np.log2(rank + 1), 0.0).mean()),
+        f"sampled_{name}": make_ranking_scorer(
+            metric,
+            k=K,
+            n_sampled=N_SAMPLED_NEGATIVES,
+            random_state=NEGATIVE_SEED,
+        )(model, held_out[ID_COLUMNS])
+        for name, metric in (("hr", "hit_rate"), ("ndcg", "ndcg"))
     }
 
 
-def evaluate(model, held_out, pairs=None):
+def evaluate(model, held_out, sampled=False):
     metrics = full_ranking_metrics(model, held_out)
-    if pairs is not None:
-        metrics |= sampled_metrics(model, pairs, len(held_out))
+    if sampled:
+        metrics |= sampled_metrics(model, held_out)
     return metrics
 
 
 # -- fitting ----------------------------------------------------------------
 
 
-def neural_model(params, seed, args):
+def neural_model(params, seed, args, epochs=None):
+    """A NeuralRecommender; with ``epochs``, trained for exactly that many."""
     model = NeuralRecommender(device=args.device, random_state=seed, **params)
-    if args.quick:
-        model.set_params(max_iter=QUICK_MAX_ITER)
+    if epochs is not None:
+        model.set_params(early_stopping=False, max_iter=epochs)
     return model
 
 
@@ -208,31 +198,87 @@ def epochs(model):
     return getattr(model, "n_iter_", None)
 
 
+def smoothed(values, window):
+    """Centred moving average; the ends average over the epochs they have."""
+    half = window // 2
+    return [
+        statistics.mean(values[max(0, i - half) : i + half + 1])
+        for i in range(len(values))
+    ]
+
+
+def validation_curve(params, train, validation, args):
+    """Validation HR@K and NDCG@K after each epoch of training on ``train``.
+
+    Stops once the smoothed HR@K has not improved for PATIENCE epochs.
+    """
+    model = neural_model(params, args.seeds[0], args)
+    rows = train[ID_COLUMNS]
+    curve, start = [], time.perf_counter()
+    for epoch in range(1, args.max_epochs + 1):
+        model.partial_fit(rows)
+        curve.append(full_ranking_metrics(model, validation))
+        hits = smoothed([point["full_hr"] for point in curve], SMOOTHING_WINDOW)
+        if epoch - 1 - int(np.argmax(hits)) >= PATIENCE:
+            break
+    return curve, time.perf_counter() - start
+
+
 def select_config(loss, train, validation, args):
-    """Validation results of each configuration with ``loss``, and the best one."""
+    """Validation results of each configuration with ``loss``, and the best one.
+
+    A configuration's epochs are those that maximise its validation HR@K
+    smoothed over SMOOTHING_WINDOW epochs: one epoch's figure moves by about
+    0.01 from one epoch to the next, and its maximum would flatter the pick.
+    """
     rows = []
     for config in args.grid:
         params = {"loss": loss, **config}
-        model = neural_model(params, args.seeds[0], args)
-        seconds = fit_timed(model, train)
+        curve, seconds = validation_curve(params, train, validation, args)
+        hits = smoothed([point["full_hr"] for point in curve], SMOOTHING_WINDOW)
+        ndcgs = smoothed([point["full_ndcg"] for point in curve], SMOOTHING_WINDOW)
+        best = int(np.argmax(hits))
         rows.append(
-            {"params": params, "epochs": epochs(model), "seconds": seconds}
-            | evaluate(model, validation)
+            {
+                "params": params,
+                "epochs": best + 1,
+                "seconds": seconds,
+                "full_hr": hits[best],
+                "full_ndcg": ndcgs[best],
+                "curve": [point["full_hr"] for point in curve],
+            }
         )
         print(validation_line(f"neural {loss}", rows[-1]))
     best = max(rows, key=lambda row: (row["full_hr"], row["full_ndcg"]))
-    return rows, best["params"]
+    return rows, best["params"], best["epochs"]
 
 
-def test_runs(make_model, seeds, non_test, test, pairs):
+def recommend_seconds(model, users):
+    """Median wall time of ``recommend(users, n=K)`` after one warm-up call."""
+    model.recommend(users, n=K)
+    times = []
+    for _ in range(RECOMMEND_REPEATS):
+        start = time.perf_counter()
+        model.recommend(users, n=K)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_runs(make_model, seeds, non_test, test):
     """Per seed: fit on the non-test rows, metrics on the test items."""
     runs = []
+    all_users = np.unique(non_test["user_id"])
     for seed in seeds:
         model = make_model(seed)
         seconds = fit_timed(model, non_test)
         runs.append(
-            {"seed": seed, "epochs": epochs(model), "seconds": seconds}
-            | evaluate(model, test, pairs)
+            {
+                "seed": seed,
+                "epochs": epochs(model),
+                "seconds": seconds,
+                "recommend_seconds": recommend_seconds(model, all_users),
+            }
+            | evaluate(model, test, sampled=True)
         )
         print(test_line(runs[-1]))
     return runs
@@ -241,10 +287,6 @@ def test_runs(make_model, seeds, non_test, test, pairs):
 def run_benchmark(frame, args):
     non_test, test = split_latest(frame)
     train, validation = split_latest(non_test)
-    negatives = sample_negatives(
-        frame, test["user_id"].to_numpy(), N_SAMPLED_NEGATIVES, NEGATIVE_SEED
-    )
-    pairs = candidate_pairs(test, negatives)
     print(
         f"{len(train):,} train, {len(validation):,} validation, {len(test):,} test "
         f"rows; {frame['item_id'].nunique():,} items"
@@ -260,21 +302,23 @@ def run_benchmark(frame, args):
     # Popularity does not depend on the seed: one fit, std 0.
     print("popularity: test run:")
     popularity_run = test_runs(
-        lambda seed: PopularityRecommender(), args.seeds[:1], non_test, test, pairs
+        lambda seed: PopularityRecommender(), args.seeds[:1], non_test, test
     )
     results = {"popularity": (None, popularity_run)}
-    for loss in LOSSES:
-        rows, params = select_config(loss, train, validation, args)
+    for loss in args.losses:
+        rows, params, n_epochs = select_config(loss, train, validation, args)
         selection += rows
-        print(f"neural {loss}: chose {format_params(params)}; test runs:")
+        print(
+            f"neural {loss}: chose {format_params(params)}, {n_epochs} epochs; "
+            "test runs:"
+        )
         runs = test_runs(
-            lambda seed, params=params: neural_model(params, seed, args),
+            lambda seed, params=params, n=n_epochs: neural_model(params, seed, args, n),
             args.seeds,
             non_test,
             test,
-            pairs,
         )
-        results[f"neural {loss}"] = (params, runs)
+        results[f"neural {loss}"] = (params | {"max_iter": n_epochs}, runs)
     return selection, results
 
 
@@ -288,7 +332,12 @@ def format_params(params):
 
 
 def validation_line(name, row):
-    timing = "" if row["seconds"] is None else seconds_per_epoch(row)
+    timing = (
+        ""
+        if row["seconds"] is None
+        else f"; best at {row['epochs']} epochs of {len(row['curve'])} run in "
+        f"{row['seconds']:.0f} s"
+    )
     return (
         f"- validation {name} [{format_params(row['params'])}]: "
         f"HR@{K} {row['full_hr']:.4f}, NDCG@{K} {row['full_ndcg']:.4f}{timing}"
@@ -300,7 +349,8 @@ def test_line(run):
     return (
         f"  - seed {run['seed']}: "
         + ", ".join(f"{name} {run[name]:.4f}" for name in METRICS)
-        + f", fit {run['seconds']:.1f} s{timing}"
+        + f", fit {run['seconds']:.1f} s{timing}, recommend "
+        f"{1000 * run['recommend_seconds']:.0f} ms"
     )
 
 
@@ -319,41 +369,41 @@ def mean_std(values, digits):
 
 
 def protocol_text(args):
-    max_iter = (
-        f"max_iter={QUICK_MAX_ITER} (--quick)"
-        if args.quick
-        else f"max_iter={NeuralRecommender().max_iter}"
-    )
     return f"""Protocol:
 - Data: every rating of MovieLens-100K `u.data` is an interaction (ratings \
 ignored, no weights). Per user, the latest interaction (timestamp; ties broken \
 by the larger item ID, as `LeaveLastOut(timestamp_col="timestamp")` does) is the \
 test item and the next-latest the validation item; train = all other rows.
 - Model selection: each NeuralRecommender configuration (the grid below, with \
-`loss` set to "bce" or "bpr", `device="{args.device}"`, \
-`random_state={args.seeds[0]}`, default parameters otherwise) is fitted on train \
-and scored by full-ranking HR@{K} on the validation items (ties: NDCG@{K}); the \
-best one per loss is kept. Epochs are chosen by the estimator's own early \
-stopping: it holds out a random `validation_fraction=0.1` of the rows it is \
-fitted on, watches their NDCG@10, stops after `n_iter_no_change=5` epochs \
-without improvement ({max_iter}) and keeps the best epoch's weights; so the \
-network trains on 90% of the fitting rows.
+`loss` set to each of {args.losses}, `device="{args.device}"`, \
+`random_state={args.seeds[0]}`, default parameters otherwise) is trained on train \
+one epoch at a time with `partial_fit`, up to {args.max_epochs} epochs, and \
+after every epoch scored by full-ranking HR@{K} and NDCG@{K} on the validation \
+items. One epoch's HR@{K} moves by about 0.01 between epochs, so the curve is \
+smoothed by a centred {SMOOTHING_WINDOW}-epoch moving average; the configuration \
+and epoch count with the highest smoothed HR@{K} (ties: NDCG@{K}) are kept, and \
+a curve stops {PATIENCE} epochs after its best smoothed value. The validation \
+figures below are these smoothed values.
 - Test: the chosen configuration is refitted on all non-test rows (train + \
-validation) with `random_state` in {args.seeds}; PopularityRecommender is fitted \
-once (it does not depend on a seed; std 0).
+validation) for the chosen number of epochs (`early_stopping=False`, \
+`max_iter` = epochs) with `random_state` in {args.seeds}; PopularityRecommender \
+is fitted once (it does not depend on a seed; std 0).
 - Full ranking: `recommend(users, n={K}, exclude_seen=True)`, each user ranking \
 every item of the fitting data they did not interact with there; HR@{K} and \
 NDCG@{K} by `skrec.metrics`.
-- Sampled: each user's test item is ranked among {N_SAMPLED_NEGATIVES} items the \
-user never interacted with anywhere in u.data, drawn uniformly without \
-replacement with seed {NEGATIVE_SEED} (the same for every model), all scored by \
-one `predict` call on the 100 (user, item) pairs per user (items absent from the \
-fitting data get the estimator's fallback score). rank = 1 + number of negatives \
-scoring strictly higher + half the number scoring exactly the same (ties count \
-half, which matters for popularity's equal counts); HR@{K} = [rank <= {K}], \
-NDCG@{K} = 1/log2(rank + 1) if rank <= {K}, else 0.
+- Sampled: `skrec.metrics.make_ranking_scorer(metric, k={K}, \
+n_sampled={N_SAMPLED_NEGATIVES}, random_state={NEGATIVE_SEED})`: each user's test \
+item is ranked among {N_SAMPLED_NEGATIVES} items drawn uniformly without \
+replacement from the items of the fitting data that the user interacted with \
+neither there nor in the test row, i.e. never in u.data (the same draws for \
+every model). rank = 1 + number of sampled items scoring strictly higher + half \
+the number scoring exactly the same (ties count half, which matters for \
+popularity's equal counts); HR@{K} = [rank <= {K}], NDCG@{K} = 1/log2(rank + 1) \
+if rank <= {K}, else 0.
 - Figures are mean ± sample std (ddof=1) over the seeds; fit s is the wall time \
-of `fit()`.
+of `fit()`; recommend ms is the median wall time of {RECOMMEND_REPEATS} calls of \
+`recommend(users, n={K})` for all users of the fitting data, each ranking every \
+item, after one warm-up call.
 - Grid: {args.grid}
 """
 
@@ -361,7 +411,7 @@ of `fit()`.
 def report_header(args, source, seconds, load_before):
     quick = (
         "\n**QUICK SMOKE RUN (--quick): first configuration, one seed, "
-        f"max_iter={QUICK_MAX_ITER}. Not a benchmark result.**\n"
+        f"--max-epochs {QUICK_MAX_EPOCHS}. Not a benchmark result.**\n"
         if args.quick
         else ""
     )
@@ -386,8 +436,9 @@ def validation_table(selection, chosen, seed):
     lines = [
         f"Validation (model selection, random_state={seed}):",
         "",
-        f"| model | params | epochs | fit s | HR@{K} | NDCG@{K} | chosen |",
-        "|---|---|---:|---:|---:|---:|:---:|",
+        f"| model | params | chosen epochs | epochs run | seconds | HR@{K} | "
+        f"NDCG@{K} | chosen |",
+        "|---|---|---:|---:|---:|---:|---:|:---:|",
     ]
     for row in selection:
         name = (
@@ -397,7 +448,8 @@ def validation_table(selection, chosen, seed):
         is_chosen = row["params"] is not None and row["params"] in chosen
         lines.append(
             f"| {name} | {format_params(row['params'])} | {row['epochs'] or '—'} | "
-            f"{seconds} | {row['full_hr']:.4f} | {row['full_ndcg']:.4f} | "
+            f"{len(row.get('curve', [])) or '—'} | {seconds} | "
+            f"{row['full_hr']:.4f} | {row['full_ndcg']:.4f} | "
             f"{'✓' if is_chosen else ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -408,12 +460,13 @@ def results_table(results):
         "Test (mean ± std over seeds):",
         "",
         f"| model | chosen params | full HR@{K} | full NDCG@{K} | sampled HR@{K} | "
-        f"sampled NDCG@{K} | fit s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        f"sampled NDCG@{K} | fit s | recommend ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, (params, runs) in results.items():
         cells = [mean_std([run[m] for run in runs], 4) for m in METRICS]
         cells.append(mean_std([run["seconds"] for run in runs], 1))
+        cells.append(mean_std([1000 * run["recommend_seconds"] for run in runs], 0))
         lines.append(
             f"| {name} | {format_params(params)} | " + " | ".join(cells) + " |"
         )
@@ -480,6 +533,35 @@ def plot_results(results, title, path):
     plt.close(fig)
 
 
+def plot_validation_curves(selection, path):
+    """Validation HR@K per epoch of every configuration, raw and smoothed."""
+    plt.switch_backend("Agg")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in selection:
+        if row["params"] is None:
+            ax.axhline(row["full_hr"], color="gray", linestyle=":", label="popularity")
+            continue
+        epochs_run = np.arange(1, len(row["curve"]) + 1)
+        (line,) = ax.plot(epochs_run, row["curve"], alpha=0.3, linewidth=1)
+        ax.plot(
+            epochs_run,
+            smoothed(row["curve"], SMOOTHING_WINDOW),
+            color=line.get_color(),
+            label=format_params(row["params"]),
+        )
+        ax.plot(row["epochs"], row["full_hr"], "o", color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation HR@{K} (full ranking)")
+    ax.set_title(
+        f"Validation curves (faint: per epoch; bold: {SMOOTHING_WINDOW}-epoch mean)"
+    )
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main():
     start, load_before = time.perf_counter(), os.getloadavg()[0]
     args = parse_args()
@@ -492,7 +574,11 @@ def main():
     )
     print(source)
     selection, results = run_benchmark(frame, args)
-    chosen = [params for params, _ in results.values() if params is not None]
+    chosen = [
+        {key: value for key, value in params.items() if key != "max_iter"}
+        for params, _ in results.values()
+        if params is not None
+    ]
     report = report_header(args, source, time.perf_counter() - start, load_before)
     report += "\n" + protocol_text(args)
     report += "\n" + results_table(results)
@@ -505,7 +591,8 @@ def main():
         " (--quick)" if args.quick else ""
     )
     plot_results(results, title, RESULTS_DIR / "ranking.png")
-    print(f"Wrote {RESULTS_DIR / 'ranking.md'} and {RESULTS_DIR / 'ranking.png'}")
+    plot_validation_curves(selection, RESULTS_DIR / "ranking_validation.png")
+    print(f"Wrote ranking.md, ranking.png and ranking_validation.png in {RESULTS_DIR}")
 
 
 if __name__ == "__main__":

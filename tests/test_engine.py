@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from skrec._engine import _modules
 from skrec._engine._device import available_devices, resolve_device
 from skrec._engine._modules import EmbeddingMLP
 from skrec._engine._training import (
@@ -141,11 +142,29 @@ def test_predict_in_chunks_equals_one_pass():
     assert predict_scores(module, data.rows(slice(0, 0))).shape == (0,)
 
 
-@pytest.mark.parametrize("hidden_layer_sizes", [(8, 4), ()])
-def test_score_matrix_equals_scoring_every_pair(hidden_layer_sizes):
+@pytest.mark.parametrize(
+    "hidden_layer_sizes, activation, dropout",
+    [
+        ((8, 4), "relu", 0.0),
+        ((8, 4), "tanh", 0.5),
+        ((8,), "logistic", 0.0),
+        ((), "relu", 0.0),
+    ],
+)
+@pytest.mark.parametrize("block_pairs", [1 << 13, 20])
+def test_score_matrix_equals_scoring_every_pair(
+    hidden_layer_sizes, activation, dropout, block_pairs, monkeypatch
+):
+    # Blocks of 20 pairs hold one user's 16 items: the grid is scored in 3.
+    monkeypatch.setattr(_modules, "GRID_BLOCK_PAIRS", block_pairs)
     with seeded(0, torch.device("cpu")):
         module = EmbeddingMLP(
-            21, 16, embedding_dim=4, hidden_layer_sizes=hidden_layer_sizes
+            21,
+            16,
+            embedding_dim=4,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            dropout=dropout,
         )
     module.eval()
     users, items = torch.tensor([0, 3, 7]), torch.arange(16)

@@ -19,6 +19,9 @@ ACTIVATIONS = {
 # early training fits the biases first, as biased matrix factorization does.
 EMBEDDING_INIT_STD = 0.05
 
+# (user, item) pairs per block of the MLP when scoring a grid.
+GRID_BLOCK_PAIRS = 8192
+
 
 class EmbeddingMLP(nn.Module):
     """User and item embeddings fed to an MLP, fused with their product and biases.
@@ -92,14 +95,37 @@ class EmbeddingMLP(nn.Module):
             first, rest = self.mlp[0], self.mlp[1:]
             hidden_user = p @ first.weight[:, :dim].T + first.bias
             hidden_item = q @ first.weight[:, dim : 2 * dim].T
-            hidden = rest(hidden_user[:, None, :] + hidden_item[None, :, :])
-            mlp_score = self.output(hidden).squeeze(-1)
+            mlp_score = hidden_user.new_empty((len(p), len(q)))
+            # Blocks of rows small enough for the (rows, items, width) hidden
+            # tensors to stay in cache: the grid is memory-bound otherwise.
+            rows = max(1, GRID_BLOCK_PAIRS // max(1, len(q)))
+            for start in range(0, len(p), rows):
+                block = slice(start, start + rows)
+                hidden = hidden_user[block, None, :] + hidden_item[None, :, :]
+                hidden = _forward_in_place(rest, hidden)
+                mlp_score[block] = self.output(hidden).squeeze(-1)
         bias = user_bias[:, None] + item_bias[None, :] + self.global_bias
         return mlp_score + p @ q.T + bias
 
     def embedding_tables(self):
         """The user and item tables, whose row 0 stands for an unknown ID."""
         return {"user": self.user_table, "item": self.item_table}
+
+
+# Activations applied in place when scoring a grid: the (users, items, width)
+# tensors are large, and on the CPU a fresh output costs more than the
+# activation itself.
+IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_}
+
+
+def _forward_in_place(layers, hidden):
+    """``layers(hidden)`` with the activations done in place; for inference."""
+    for layer in layers:
+        if type(layer) in IN_PLACE:
+            hidden = IN_PLACE[type(layer)](hidden)
+        elif not isinstance(layer, nn.Identity | nn.Dropout):
+            hidden = layer(hidden)
+    return hidden
 
 
 def _embedding_with_bias(n_rows, embedding_dim):
