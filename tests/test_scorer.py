@@ -1,12 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from skrec import NeuralRecommender, PopularityRecommender
 from skrec.datasets import make_ratings
 from skrec.metrics import make_ranking_scorer, ndcg_scorer
-from skrec.model_selection import LeavePerUserOut
+from skrec.model_selection import LeaveLastOut, LeavePerUserOut
 
 TRAIN = pd.DataFrame(
     {"user_id": [1, 1, 2, 2, 3, 3, 3], "item_id": ["a", "b", "a", "c", "a", "b", "c"]}
@@ -179,3 +180,19 @@ def test_ndcg_scorer_is_the_ndcg_ranking_scorer():
     sampled = ndcg_scorer(k=2, n_sampled=1, random_state=0)
     expected = "make_ranking_scorer('ndcg', k=2, n_sampled=1, random_state=0)"
     assert repr(sampled) == expected
+
+
+def test_grid_search_with_leave_last_out_and_ndcg_scorer():
+    X, _ = make_ratings(
+        n_users=40, n_items=30, n_ratings=500, as_frame=True, random_state=0
+    )
+    est = NeuralRecommender(embedding_dim=4, loss="bce", max_iter=3, random_state=0)
+    search = GridSearchCV(
+        est, {"alpha": [1.0, 50.0]}, cv=LeaveLastOut(), scoring=ndcg_scorer(k=10)
+    ).fit(X)
+    # The search's score is the scorer applied by hand to the same split.
+    train, test = next(LeaveLastOut().split(X))
+    best = clone(est).set_params(**search.best_params_).fit(X.iloc[train])
+    assert search.best_score_ == ndcg_scorer(k=10)(best, X.iloc[test])
+    assert 0 < search.best_score_ <= 1
+    assert search.cv_results_["mean_test_score"].shape == (2,)
