@@ -276,12 +276,13 @@ def make_ranking_scorer(
     ranking's (hit rates of 0.5 to 0.7 at k=10 with 99 sampled items where the
     same model finds 0.05 to 0.1 of the held-out items among all items). They
     are also biased: Krichene and Rendle (2020) show that sampled metrics can
-    order models differently from the full metrics they stand for, because a
-    uniform sample rarely holds the popular items that are a model's real
-    competition. Popularity-driven models look worse and models that score
-    rare items well look better than they are. Prefer full ranking to choose
-    models; report sampled figures only to compare with work that uses them,
-    with the same ``n_sampled``.
+    order models differently from the full metrics they stand for. A uniform
+    sample of 99 items rarely holds the few items that outrank the held-out
+    one in a full ranking, so a sampled hit rate at k measures something
+    closer to the AUC (how the item fares against a typical item) than to
+    the top of the list. Prefer full ranking to choose models; report sampled
+    figures only to compare with work that uses them, with the same
+    ``n_sampled``.
 
     References
     ----------
