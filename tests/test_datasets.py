@@ -114,6 +114,90 @@ def test_load_movielens_fold_bunch_has_train_and_test_entries():
 
 
 @requires_movielens
+def test_load_movielens_features_join_user_and_item_tables():
+    bunch = load_movielens(data_home=SHARED_DATA, features=True)
+    X = bunch.data
+    assert X.shape == (N_RATINGS, 26) and list(X.columns) == bunch.feature_names
+    assert list(X.columns[:7]) == [
+        "user_id",
+        "item_id",
+        "age",
+        "gender",
+        "occupation",
+        "zip_prefix",
+        "release_year",
+    ]
+    assert bunch.user_features.shape == (N_USERS, 4)
+    assert bunch.item_features.shape == (N_ITEMS, 20)
+    # u.user: 1|24|M|technician|85711; u.item: Toy Story (1995), genres
+    # Animation, Children's and Comedy.
+    row = X[(X["user_id"] == 1) & (X["item_id"] == 1)].iloc[0]
+    assert (row["age"], row["gender"], row["occupation"], row["zip_prefix"]) == (
+        24,
+        "M",
+        "technician",
+        "8",
+    )
+    assert row["release_year"] == 1995.0
+    genres = [name for name in X.columns if name.startswith("genre_") and row[name]]
+    assert genres == ["genre_animation", "genre_childrens", "genre_comedy"]
+    # Every rating's features are its user's and its item's.
+    users = bunch.user_features.reindex(X["user_id"]).to_numpy()
+    pd.testing.assert_frame_equal(
+        X[bunch.user_features.columns],
+        pd.DataFrame(users, columns=bunch.user_features.columns).astype(
+            X[bunch.user_features.columns].dtypes
+        ),
+    )
+    assert bunch.item_features["release_year"].isna().sum() == 1
+    assert X["release_year"].isna().sum() == (X["item_id"] == 267).sum()
+    pd.testing.assert_series_equal(
+        bunch.target, load_movielens(data_home=SHARED_DATA).target
+    )
+
+
+@requires_movielens
+def test_load_movielens_features_in_a_pipeline_with_a_fold():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from skrec import NeuralRecommender
+
+    X_train, X_test, y_train, y_test = load_movielens(
+        fold=1, data_home=SHARED_DATA, features=True, return_X_y=True
+    )
+    assert X_test.shape == (20_000, 26)
+    encode = ColumnTransformer(
+        [
+            (
+                "categories",
+                OneHotEncoder(sparse_output=False, handle_unknown="ignore"),
+                ["gender", "occupation", "zip_prefix"],
+            ),
+            ("year", SimpleImputer(), ["release_year"]),
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    model = make_pipeline(
+        encode,
+        NeuralRecommender(
+            user_col="user_id", item_col="item_id", max_iter=2, random_state=0
+        ),
+    )
+    predicted = model.fit(X_train, y_train).predict(X_test)
+    assert np.isfinite(predicted).all()
+    assert np.sqrt(np.mean((predicted - y_test) ** 2)) < 1.1
+
+
+def test_load_movielens_features_need_a_frame():
+    with pytest.raises(ValueError, match="features=True needs as_frame=True"):
+        load_movielens(features=True, as_frame=False, download_if_missing=False)
+
+
+@requires_movielens
 def test_load_movielens_fold_test_sets_partition_the_ratings():
     full = load_movielens(data_home=SHARED_DATA).frame
     tests = [

@@ -38,6 +38,30 @@ _COLUMN_DTYPES = {
 }
 _FEATURE_NAMES = ["user_id", "item_id"]
 _TARGET_NAME = "rating"
+_USER_FEATURES = ["age", "gender", "occupation", "zip_prefix"]
+# The 19 genres of u.genre, in the order of u.item's flag columns.
+_GENRES = [
+    "unknown",
+    "action",
+    "adventure",
+    "animation",
+    "childrens",
+    "comedy",
+    "crime",
+    "documentary",
+    "drama",
+    "fantasy",
+    "film_noir",
+    "horror",
+    "musical",
+    "mystery",
+    "romance",
+    "sci_fi",
+    "thriller",
+    "war",
+    "western",
+]
+_ITEM_FEATURES = ["release_year", *(f"genre_{genre}" for genre in _GENRES)]
 
 _DESCR = """\
 MovieLens-100K
@@ -107,6 +131,7 @@ def get_data_home(data_home=None):
         "return_X_y": ["boolean"],
         "as_frame": ["boolean"],
         "download_if_missing": ["boolean"],
+        "features": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -118,6 +143,7 @@ def load_movielens(
     return_X_y=False,
     as_frame=True,
     download_if_missing=True,
+    features=False,
 ):
     """Load the MovieLens-100K ratings (explicit feedback).
 
@@ -160,6 +186,16 @@ def load_movielens(
         If False, raise an OSError when the data are not found locally instead
         of downloading them.
 
+    features : bool, default=False
+        If True, each rating's row of ``data`` also holds the features of its
+        user, from ``u.user`` (``age``; ``gender``, "F" or "M";
+        ``occupation``, a string; ``zip_prefix``, the first character of the
+        ZIP code, a string), and of its item, from ``u.item``
+        (``release_year``, NaN for the one movie without a date, and 19
+        ``genre_*`` flags, 0 or 1). The string columns need encoding, e.g. by
+        a ``ColumnTransformer``, before a model can use them; requires
+        `as_frame`.
+
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
@@ -167,18 +203,25 @@ def load_movielens(
 
         data : DataFrame or ndarray of shape (n_ratings, 2)
             The raw GroupLens ``user_id`` and ``item_id`` of each rating, the
-            training ratings when `fold` is given.
+            training ratings when `fold` is given; with `features`, followed
+            by the 24 feature columns.
         target : Series or ndarray of shape (n_ratings,)
             The ratings, float64.
         frame : DataFrame of shape (n_ratings, 4)
             ``user_id``, ``item_id``, ``rating`` and the Unix ``timestamp``,
             which is kept out of ``data`` because models treat extra numeric
             columns as side features. A DataFrame even when `as_frame` is
-            False, as the only holder of the timestamps.
+            False, as the only holder of the timestamps. With `features`, the
+            feature columns follow.
         data_test, target_test, frame_test
             The same for the test ratings; only when `fold` is given.
         feature_names : list of str
-            ``["user_id", "item_id"]``.
+            ``["user_id", "item_id"]``, followed by the feature names with
+            `features`.
+        user_features : DataFrame of shape (943, 4)
+            The user features indexed by ``user_id``; only with `features`.
+        item_features : DataFrame of shape (1682, 20)
+            The item features indexed by ``item_id``; only with `features`.
         target_names : list of str
             ``["rating"]``.
         DESCR : str
@@ -193,6 +236,8 @@ def load_movielens(
     OSError
         If the data are missing and `download_if_missing` is False, or the
         download fails or yields an archive with the wrong checksum.
+    ValueError
+        If `features` is True and `as_frame` is False.
 
     See Also
     --------
@@ -219,25 +264,45 @@ def load_movielens(
     ((80000, 2), (20000, 2))
     >>> list(X_train.columns), y_train.name  # doctest: +SKIP
     (['user_id', 'item_id'], 'rating')
+    >>> X = load_movielens(features=True, return_X_y=True)[0]  # doctest: +SKIP
+    >>> list(X.columns[:7])  # doctest: +SKIP
+    ['user_id', 'item_id', 'age', 'gender', 'occupation', 'zip_prefix', 'release_year']
     """
+    if features and not as_frame:
+        raise ValueError(
+            "features=True needs as_frame=True: gender, occupation and zip_prefix "
+            "are strings."
+        )
     data_dir = _find_or_download(Path(get_data_home(data_home)), download_if_missing)
     if fold is None:
         frame, frame_test = _read_ratings(data_dir / "u.data"), None
     else:
         frame = _read_ratings(data_dir / f"u{fold}.base")
         frame_test = _read_ratings(data_dir / f"u{fold}.test")
+    feature_names = list(_FEATURE_NAMES)
+    tables = {}
+    if features:
+        tables = {
+            "user_features": _read_users(data_dir / "u.user"),
+            "item_features": _read_items(data_dir / "u.item"),
+        }
+        frame = _join_features(frame, **tables)
+        if frame_test is not None:
+            frame_test = _join_features(frame_test, **tables)
+        feature_names += _USER_FEATURES + _ITEM_FEATURES
 
-    X, y = _split_features_target(frame, as_frame)
+    X, y = _split_features_target(frame, as_frame, feature_names)
     bunch = Bunch(
         data=X,
         target=y,
         frame=frame,
-        feature_names=list(_FEATURE_NAMES),
+        feature_names=feature_names,
         target_names=[_TARGET_NAME],
         DESCR=_describe(data_dir),
+        **tables,
     )
     if frame_test is not None:
-        X_test, y_test = _split_features_target(frame_test, as_frame)
+        X_test, y_test = _split_features_target(frame_test, as_frame, feature_names)
         bunch.update(data_test=X_test, target_test=y_test, frame_test=frame_test)
 
     if not return_X_y:
@@ -325,8 +390,44 @@ def _read_ratings(path):
     )
 
 
-def _split_features_target(frame, as_frame):
-    X, y = frame[_FEATURE_NAMES], frame[_TARGET_NAME]
+def _read_users(path):
+    """u.user as a table of user features indexed by user_id."""
+    users = pd.read_csv(
+        path,
+        sep="|",
+        header=None,
+        names=["user_id", "age", "gender", "occupation", "zip_code"],
+        dtype={"user_id": "int64", "age": "int64", "zip_code": str},
+    ).set_index("user_id")
+    users["zip_prefix"] = users.pop("zip_code").str[0]
+    return users[_USER_FEATURES]
+
+
+def _read_items(path):
+    """u.item as a table of item features indexed by item_id."""
+    genres = [f"genre_{genre}" for genre in _GENRES]
+    items = pd.read_csv(
+        path,
+        sep="|",
+        header=None,
+        names=["item_id", "title", "release_date", "video_release_date", "url"]
+        + genres,
+        encoding="latin-1",
+    ).set_index("item_id")
+    release = pd.to_datetime(items["release_date"], format="%d-%b-%Y")
+    items["release_year"] = release.dt.year.astype("float64")
+    return items[_ITEM_FEATURES].astype({genre: "int64" for genre in genres})
+
+
+def _join_features(frame, user_features, item_features):
+    """The ratings with their user's and their item's features appended."""
+    users = user_features.reindex(frame["user_id"]).reset_index(drop=True)
+    items = item_features.reindex(frame["item_id"]).reset_index(drop=True)
+    return pd.concat([frame.reset_index(drop=True), users, items], axis=1)
+
+
+def _split_features_target(frame, as_frame, feature_names=_FEATURE_NAMES):
+    X, y = frame[feature_names], frame[_TARGET_NAME]
     if as_frame:
         return X, y
     return X.to_numpy(), y.to_numpy()
