@@ -15,6 +15,7 @@ from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, EmbeddingMLP
 from ._engine._ranking import ndcg_of_held_out, score_matrix
 from ._engine._training import (
+    SOLVERS,
     Interactions,
     Trainer,
     fill_unknown_rows,
@@ -64,19 +65,32 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     dropout : float, default=0.0
         Dropout probability after each hidden layer during training.
 
-    alpha : float, default=50.0
+    alpha : float or dict, default=50.0
         Strength of the L2 penalty on the embedding and bias tables: the loss
         minimised is the sum of squared errors of the standardised ratings plus
         ``alpha`` times the squared norm of every user's and item's rows. Users
         and items with few ratings are thus pulled towards the average far more
         than frequent ones. Unlike ``MLPRegressor``'s ``alpha`` it is not scaled
-        by the number of samples, so useful values are in the tens.
+        by the number of samples, so useful values are in the tens. A dict
+        ``{"user": a, "item": b}`` sets each table's strength.
 
     batch_size : int or "auto", default="auto"
         Rows per optimizer step. ``"auto"`` is ``min(1024, n_samples)``.
 
+    solver : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
+        The optimizer: Adam; AdamW, which also decays the weights of the MLP
+        layers by 0.01 (the tables have ``alpha``); SGD with Nesterov momentum
+        0.9; or Adagrad.
+
+    learning_rate : {"constant", "adaptive"}, default="constant"
+        The learning-rate schedule, as in ``MLPRegressor``: ``"constant"``
+        keeps ``learning_rate_init``; ``"adaptive"`` divides the learning rate
+        by 5 each time ``n_iter_no_change`` epochs pass without improvement
+        (of the validation score with early stopping, of the training loss
+        without), and stops once it falls below 1e-6.
+
     learning_rate_init : float, default=1e-3
-        Adam's learning rate.
+        The solver's initial learning rate.
 
     max_iter : int, default=100
         Maximum number of epochs (passes over the training data).
@@ -216,7 +230,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), dict],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -248,6 +264,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         dropout=0.0,
         alpha=50.0,
         batch_size="auto",
+        solver="adam",
+        learning_rate="constant",
         learning_rate_init=1e-3,
         max_iter=100,
         tol=1e-4,
@@ -271,6 +289,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.dropout = dropout
         self.alpha = alpha
         self.batch_size = batch_size
+        self.solver = solver
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.tol = tol
@@ -478,11 +498,12 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             data,
             batch_size=self._batch_size(len(data)),
             learning_rate=self.learning_rate_init,
-            alpha=self.alpha,
+            alpha=self._alpha(),
             seed=seed,
             loss=self.loss,
             n_negatives=self.n_negatives,
             negatives_by_popularity=self.negative_sampling == "popularity",
+            solver=self.solver,
         )
         state = getattr(self, "_optimizer_state", None)
         if continue_optimizer and state is not None:
@@ -561,6 +582,19 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             )
         return [int(s) for s in sizes]
 
+    def _alpha(self):
+        if not isinstance(self.alpha, dict):
+            return self.alpha
+        if set(self.alpha) != {"user", "item"} or not all(
+            isinstance(a, Real) and not isinstance(a, bool) and a >= 0
+            for a in self.alpha.values()
+        ):
+            raise ValueError(
+                'alpha as a dict must map "user" and "item" to non-negative '
+                f"numbers, got alpha={self.alpha!r}."
+            )
+        return {table: float(a) for table, a in self.alpha.items()}
+
     def _batch_size(self, n_rows):
         if self.batch_size == "auto":
             return min(AUTO_BATCH_SIZE, n_rows)
@@ -607,7 +641,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             if self.verbose:
                 _print_epoch(epoch, loss, score, time.perf_counter() - start, trainer)
             if history.stalled_epochs > self.n_iter_no_change:
-                break
+                if not self._lower_learning_rate(trainer):
+                    break
+                history.stalled_epochs = 0
         else:
             warnings.warn(
                 f"NeuralRecommender stopped at max_iter={self.max_iter} epochs "
@@ -617,6 +653,15 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             )
         history.restore_best(trainer.module)
         return history
+
+    def _lower_learning_rate(self, trainer):
+        """Divide the learning rate by 5 if the schedule allows; whether it did."""
+        if self.learning_rate != "adaptive" or trainer.learning_rate / 5 < 1e-6:
+            return False
+        trainer.learning_rate /= 5
+        if self.verbose:
+            print(f"Learning rate lowered to {trainer.learning_rate:g}")
+        return True
 
     def _validation_score(self, trainer, validation):
         if self._implicit():

@@ -8,6 +8,7 @@ from skrec._engine import _modules
 from skrec._engine._device import available_devices, resolve_device
 from skrec._engine._modules import EmbeddingMLP
 from skrec._engine._training import (
+    SOLVERS,
     Interactions,
     Trainer,
     fill_unknown_rows,
@@ -128,6 +129,75 @@ def test_the_penalty_shrinks_the_tables():
         return module.user_table.weight.norm().item()
 
     assert table_norm(alpha=100.0) < 0.5 * table_norm(alpha=0.0)
+
+
+def test_per_table_alpha_shrinks_only_its_table():
+    def table_norms(alpha):
+        module = make_module()
+        trainer = Trainer(
+            module, make_data(), batch_size=64, learning_rate=1e-2, alpha=alpha, seed=0
+        )
+        for _ in range(10):
+            trainer.train_epoch()
+        return module.user_table.weight.norm().item(), (
+            module.item_table.weight.norm().item()
+        )
+
+    users_free, items_free = table_norms(0.0)
+    users_only = table_norms({"user": 100.0, "item": 0.0})
+    items_only = table_norms({"user": 0.0, "item": 100.0})
+    assert users_only[0] < 0.5 * users_free and items_only[1] < 0.5 * items_free
+    assert users_only[1] > 0.8 * items_free and items_only[0] > 0.8 * users_free
+    # A dict of equal strengths is the float.
+    assert table_norms({"user": 3.0, "item": 3.0}) == table_norms(3.0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_trains(solver):
+    module = make_module()
+    trainer = Trainer(
+        module,
+        make_data(),
+        batch_size=64,
+        learning_rate=0.05 if solver in ("sgd", "adagrad") else 1e-2,
+        alpha=1.0,
+        seed=0,
+        solver=solver,
+    )
+    losses = [trainer.train_epoch() for _ in range(10)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert type(trainer.optimizer).__name__.lower() == solver
+
+
+def test_adamw_decays_the_layers_but_not_the_tables():
+    trainer = Trainer(
+        make_module(),
+        make_data(),
+        batch_size=64,
+        learning_rate=1e-2,
+        alpha=1.0,
+        seed=0,
+        solver="adamw",
+    )
+    tables, layers = trainer.optimizer.param_groups
+    assert tables["weight_decay"] == 0.0 and layers["weight_decay"] == 0.01
+    module = trainer.module
+    assert {id(p) for p in tables["params"]} == {
+        id(module.user_table.weight),
+        id(module.item_table.weight),
+    }
+
+
+def test_learning_rate_can_be_lowered_mid_training():
+    trainer = Trainer(
+        make_module(), make_data(), batch_size=64, learning_rate=1e-2, alpha=1.0, seed=0
+    )
+    trainer.train_epoch()
+    trainer.learning_rate /= 5
+    assert trainer.learning_rate == pytest.approx(2e-3)
+    assert all(
+        group["lr"] == trainer.learning_rate for group in trainer.optimizer.param_groups
+    )
 
 
 def test_predict_in_chunks_equals_one_pass():

@@ -104,6 +104,58 @@ def test_early_stopping_keeps_the_best_epoch(ratings):
     assert est.n_iter_ - 1 - best_epoch == 3
 
 
+def test_adaptive_learning_rate_lowers_the_rate_instead_of_stopping(ratings):
+    X, y = ratings
+    params = {**SMALL, "n_iter_no_change": 2, "max_iter": 200, "verbose": True}
+    constant = NeuralRecommender(**params).fit(X, y)
+    output = io.StringIO()
+    with redirect_stdout(output):
+        adaptive = NeuralRecommender(**{**params, "learning_rate": "adaptive"})
+        adaptive.fit(X, y)
+    lowered = re.findall(r"Learning rate lowered to (\S+)", output.getvalue())
+    # 1e-3 / 5**k stays above 1e-6 for k <= 4.
+    assert 1 <= len(lowered) <= 4
+    assert [float(rate) for rate in lowered] == pytest.approx(
+        [1e-3 / 5**k for k in range(1, len(lowered) + 1)]
+    )
+    assert adaptive.n_iter_ > constant.n_iter_
+    # Both runs share the epochs before the first stall.
+    stall = constant.n_iter_
+    assert adaptive.validation_scores_[:stall] == constant.validation_scores_
+    assert adaptive.best_validation_score_ >= constant.best_validation_score_
+
+
+@pytest.mark.parametrize("solver", ["adamw", "sgd", "adagrad"])
+def test_solvers_fit(ratings, solver):
+    X, y = ratings
+    rate = {"adamw": 1e-3, "sgd": 0.05, "adagrad": 0.05}[solver]
+    est = NeuralRecommender(
+        **{**SMALL, "solver": solver, "learning_rate_init": rate, "max_iter": 10}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert rmse(est.predict(X), y) < 0.9 * rmse(np.full(len(y), y.mean()), y)
+
+
+def test_alpha_per_table(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "alpha": {"user": 500.0, "item": 0.0}})
+    est.fit(X, y)
+    user_norm = est.module_.user_table.weight[1:].norm(dim=1).mean()
+    item_norm = est.module_.item_table.weight[1:].norm(dim=1).mean()
+    assert user_norm < 0.5 * item_norm
+
+
+@pytest.mark.parametrize(
+    "alpha", [{"user": 1.0}, {"user": 1.0, "item": -1.0}, {"user": 1, "items": 2}]
+)
+def test_bad_alpha_dict_is_rejected(ratings, alpha):
+    X, y = ratings
+    with pytest.raises(ValueError, match='alpha as a dict must map "user" and "item"'):
+        NeuralRecommender(alpha=alpha).fit(X, y)
+
+
 def test_same_random_state_gives_identical_predictions(ratings):
     X, y = ratings
     first = NeuralRecommender(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
@@ -491,6 +543,8 @@ def test_unhashable_id_is_a_type_error():
         ({"batch_size": "big"}, "'batch_size' parameter"),
         ({"loss": "hinge"}, "'loss' parameter"),
         ({"negative_sampling": "hard"}, "'negative_sampling' parameter"),
+        ({"solver": "lbfgs"}, "'solver' parameter"),
+        ({"learning_rate": "invscaling"}, "'learning_rate' parameter"),
         ({"handle_unknown": "ignore"}, "'handle_unknown' parameter"),
         ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
         (

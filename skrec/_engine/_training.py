@@ -14,6 +14,7 @@ import torch
 from ._losses import LOSSES, NegativeSampler
 
 PREDICT_CHUNK_SIZE = 262_144
+TABLES = ("user", "item")
 
 
 @dataclass
@@ -59,9 +60,10 @@ class Trainer:
         Training rows, on the module's device, with targets.
     batch_size : int
     learning_rate : float
-    alpha : float
+    alpha : float or dict
         L2 penalty on the embedding rows and biases of each batch, per row, as
-        in biased matrix factorization trained by SGD.
+        in biased matrix factorization trained by SGD; a dict gives the
+        ``"user"`` and ``"item"`` tables their own strengths.
     seed : int
         Seeds the batch order and the negative samples.
     loss : {"mse", "bce", "bpr"}
@@ -72,6 +74,8 @@ class Trainer:
     negatives_by_popularity : bool, default=False
         Draw negatives in proportion to the items' numbers of rows instead of
         uniformly.
+    solver : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
+        The optimizer; see ``make_optimizer``.
     """
 
     def __init__(
@@ -86,13 +90,15 @@ class Trainer:
         loss="mse",
         n_negatives=4,
         negatives_by_popularity=False,
+        solver="adam",
     ):
         self.module = module
         self.data = data
         self.batch_size = batch_size
-        self.alpha = alpha
+        alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
+        self.penalised = any(alphas.values())
         self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
-        self.optimizer = make_optimizer(module, learning_rate)
+        self.optimizer = make_optimizer(module, learning_rate, solver)
         self.loss = LOSSES[loss]
         self.sampler = None
         if loss != "mse":
@@ -104,10 +110,21 @@ class Trainer:
                 self.generator,
                 by_popularity=negatives_by_popularity,
             )
+        # Each table's strength is folded into its row weights: one less
+        # operation per step.
         self.row_weights = {
-            "user": inverse_frequency(data.users, module, "user"),
-            "item": inverse_frequency(data.items, module, "item"),
+            "user": alphas["user"] * inverse_frequency(data.users, module, "user"),
+            "item": alphas["item"] * inverse_frequency(data.items, module, "item"),
         }
+
+    @property
+    def learning_rate(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
 
     def train_epoch(self):
         """Run one pass over the data in random order; return the mean loss."""
@@ -133,17 +150,18 @@ class Trainer:
         """One optimizer step on ``batch``; returns the batch's data loss."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
-        if self.alpha > 0:
+        if self.penalised:
             penalty = self.row_penalty(user_rows, batch.users, "user")
             penalty = penalty + self.row_penalty(item_rows, batch.items, "item")
-            (loss + self.alpha * penalty).backward()
+            (loss + penalty).backward()
         else:
             loss.backward()
         self.optimizer.step()
         return loss.detach()
 
     def row_penalty(self, rows, codes, kind):
-        """Mean squared norm of a batch's table rows, each over its frequency.
+        """Mean squared norm of a batch's table rows, each times the table's
+        alpha over the row's frequency.
 
         Dividing by how often a row occurs makes one epoch's penalty the plain L2
         norm of each table, so rarely seen users and items are shrunk towards the
@@ -152,13 +170,38 @@ class Trainer:
         return (rows.square().sum(dim=1) * self.row_weights[kind][codes]).mean()
 
 
-def make_optimizer(module, learning_rate):
-    """Adam with the fused kernel where the device has one, foreach otherwise."""
+# Weight decay of "adamw" on the layers; the tables have the trainer's alpha.
+ADAMW_WEIGHT_DECAY = 0.01
+SGD_MOMENTUM = 0.9
+SOLVERS = ("adam", "adamw", "sgd", "adagrad")
+
+
+def make_optimizer(module, learning_rate, solver="adam"):
+    """The optimizer named ``solver`` over the module's parameters.
+
+    Adam, AdamW and SGD use the fused kernel where the device has one, the
+    foreach kernel otherwise. AdamW decays the layers' weights only: the
+    embedding tables are shrunk by the trainer's per-row penalty.
+    """
     params = list(module.parameters())
+    if solver == "adamw":
+        tables = {id(t.weight) for t in module.embedding_tables().values()}
+        params = [
+            {"params": [p for p in params if id(p) in tables], "weight_decay": 0.0},
+            {"params": [p for p in params if id(p) not in tables]},
+        ]
+    optimizer_class, options = {
+        "adam": (torch.optim.Adam, {}),
+        "adamw": (torch.optim.AdamW, {"weight_decay": ADAMW_WEIGHT_DECAY}),
+        "sgd": (torch.optim.SGD, {"momentum": SGD_MOMENTUM, "nesterov": True}),
+        "adagrad": (torch.optim.Adagrad, {}),
+    }[solver]
+    if solver == "adagrad":
+        return optimizer_class(params, lr=learning_rate, foreach=True, **options)
     try:
-        return torch.optim.Adam(params, lr=learning_rate, fused=True)
+        return optimizer_class(params, lr=learning_rate, fused=True, **options)
     except RuntimeError:
-        return torch.optim.Adam(params, lr=learning_rate, foreach=True)
+        return optimizer_class(params, lr=learning_rate, foreach=True, **options)
 
 
 def resume_optimizer(optimizer, state):
