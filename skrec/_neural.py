@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from ._base import BaseRecommender
 from ._encoding import encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
-from ._engine._modules import ACTIVATIONS, EmbeddingMLP
+from ._engine._modules import ACTIVATIONS, ARCHITECTURES, EmbeddingMLP
 from ._engine._ranking import ndcg_of_held_out, score_matrix
 from ._engine._training import (
     SOLVERS,
@@ -55,6 +55,16 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     ----------
     embedding_dim : int, default=64
         Length of the user and item embedding vectors.
+
+    architecture : {"neumf", "mlp", "gmf", "mf"}, default="neumf"
+        How the embeddings become a score; all add a global, a user and an
+        item bias. ``"neumf"``: an MLP on the concatenated embeddings and side
+        features plus the embeddings' dot product (He et al.'s NeuMF);
+        ``"mlp"``: the MLP alone; ``"gmf"``: generalized matrix factorization,
+        the product of the embeddings weighted per dimension by learned weights;
+        ``"mf"``: their dot product (biased matrix factorization). ``"gmf"`` and
+        ``"mf"`` have no MLP: they ignore ``hidden_layer_sizes``,
+        ``activation`` and ``dropout`` and take no side features.
 
     hidden_layer_sizes : array-like of shape (n_layers,), default=(64, 32)
         Widths of the hidden layers of the MLP; empty for none.
@@ -224,6 +234,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     _parameter_constraints = {
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions(set(ARCHITECTURES))],
         "hidden_layer_sizes": [
             "array-like",
             Interval(Integral, 1, None, closed="left"),
@@ -260,6 +271,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         embedding_dim=64,
         hidden_layer_sizes=(64, 32),
         *,
+        architecture="neumf",
         activation="relu",
         dropout=0.0,
         alpha=50.0,
@@ -285,6 +297,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     ):
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.architecture = architecture
         self.activation = activation
         self.dropout = dropout
         self.alpha = alpha
@@ -569,6 +582,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
             activation=self.activation,
             dropout=self.dropout,
+            architecture=self.architecture,
         ).to(device)
 
     def _hidden_layer_sizes(self):

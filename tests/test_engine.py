@@ -222,8 +222,9 @@ def test_predict_in_chunks_equals_one_pass():
     ],
 )
 @pytest.mark.parametrize("block_pairs", [1 << 13, 20])
+@pytest.mark.parametrize("architecture", ["neumf", "mlp", "gmf", "mf"])
 def test_score_matrix_equals_scoring_every_pair(
-    hidden_layer_sizes, activation, dropout, block_pairs, monkeypatch
+    hidden_layer_sizes, activation, dropout, block_pairs, architecture, monkeypatch
 ):
     # Blocks of 20 pairs hold one user's 16 items: the grid is scored in 3.
     monkeypatch.setattr(_modules, "GRID_BLOCK_PAIRS", block_pairs)
@@ -235,9 +236,60 @@ def test_score_matrix_equals_scoring_every_pair(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             dropout=dropout,
+            architecture=architecture,
         )
+    if architecture == "gmf":
+        with torch.no_grad():
+            module.product_weight.normal_()
     module.eval()
     users, items = torch.tensor([0, 3, 7]), torch.arange(16)
     pairs = module(users.repeat_interleave(16), items.repeat(3)).view(3, 16)
     with torch.inference_mode():
         torch.testing.assert_close(module.score_matrix(users, items), pairs)
+
+
+def test_architectures_score_as_their_formulas():
+    users, items = torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6])
+    features = torch.randn(3, 2)
+    modules = {}
+    for architecture in ("neumf", "mlp", "gmf", "mf"):
+        with seeded(0, torch.device("cpu")):
+            modules[architecture] = EmbeddingMLP(
+                21,
+                16,
+                n_features=0 if architecture in ("gmf", "mf") else 2,
+                embedding_dim=4,
+                hidden_layer_sizes=(8,),
+                architecture=architecture,
+            )
+    for module in modules.values():
+        with torch.no_grad():
+            module.user_table.weight.normal_()
+            module.item_table.weight.normal_()
+            module.global_bias.fill_(0.5)
+    user_rows, item_rows = modules["mf"].embed(users, items)
+    p, q = user_rows[:, :-1], item_rows[:, :-1]
+    biases = user_rows[:, -1] + item_rows[:, -1] + 0.5
+    torch.testing.assert_close(modules["mf"](users, items), (p * q).sum(1) + biases)
+    with torch.no_grad():
+        modules["gmf"].product_weight.copy_(torch.tensor([1.0, 0.0, 2.0, -1.0]))
+    user_rows, item_rows = modules["gmf"].embed(users, items)
+    p, q = user_rows[:, :-1], item_rows[:, :-1]
+    weighted = p[:, 0] * q[:, 0] + 2 * p[:, 2] * q[:, 2] - p[:, 3] * q[:, 3]
+    biases = user_rows[:, -1] + item_rows[:, -1] + 0.5
+    torch.testing.assert_close(modules["gmf"](users, items), weighted + biases)
+    # NeuMF is the MLP architecture's score plus the dot product.
+    neumf, mlp = modules["neumf"], modules["mlp"]
+    mlp.load_state_dict(neumf.state_dict())
+    user_rows, item_rows = neumf.embed(users, items)
+    dot = (user_rows[:, :-1] * item_rows[:, :-1]).sum(1)
+    torch.testing.assert_close(
+        neumf(users, items, features), mlp(users, items, features) + dot
+    )
+    assert not hasattr(modules["mf"], "product_weight") and modules["mf"].mlp is None
+
+
+@pytest.mark.parametrize("architecture", ["gmf", "mf"])
+def test_architectures_without_an_mlp_refuse_side_features(architecture):
+    with pytest.raises(ValueError, match=f"architecture='{architecture}' has no MLP"):
+        EmbeddingMLP(21, 16, n_features=3, architecture=architecture)

@@ -156,6 +156,20 @@ def test_bad_alpha_dict_is_rejected(ratings, alpha):
         NeuralRecommender(alpha=alpha).fit(X, y)
 
 
+@pytest.mark.parametrize("architecture", ["neumf", "mlp", "gmf", "mf"])
+def test_every_architecture_learns_and_recommends(ratings, architecture):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "architecture": architecture}).fit(X, y)
+    assert rmse(est.predict(X), y) < 0.9 * rmse(np.full(len(y), y.mean()), y)
+    assert est.recommend(X["user_id"].iloc[:3], n=5).shape == (3, 5)
+
+
+def test_architecture_without_an_mlp_rejects_side_features(ratings):
+    X, y = ratings
+    with pytest.raises(ValueError, match="architecture='mf' has no MLP to take 1"):
+        NeuralRecommender(architecture="mf").fit(X.assign(age=1.0), y)
+
+
 def test_same_random_state_gives_identical_predictions(ratings):
     X, y = ratings
     first = NeuralRecommender(**{**SMALL, "dropout": 0.2}).fit(X, y).predict(X)
@@ -544,6 +558,7 @@ def test_unhashable_id_is_a_type_error():
         ({"loss": "hinge"}, "'loss' parameter"),
         ({"negative_sampling": "hard"}, "'negative_sampling' parameter"),
         ({"solver": "lbfgs"}, "'solver' parameter"),
+        ({"architecture": "deepfm"}, "'architecture' parameter"),
         ({"learning_rate": "invscaling"}, "'learning_rate' parameter"),
         ({"handle_unknown": "ignore"}, "'handle_unknown' parameter"),
         ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),

@@ -23,10 +23,20 @@ EMBEDDING_INIT_STD = 0.05
 GRID_BLOCK_PAIRS = 8192
 
 
+ARCHITECTURES = {
+    # name: (has an MLP, product of the embeddings)
+    "neumf": (True, "dot"),
+    "mlp": (True, None),
+    "gmf": (False, "weighted"),
+    "mf": (False, "dot"),
+}
+
+
 class EmbeddingMLP(nn.Module):
     """User and item embeddings fed to an MLP, fused with their product and biases.
 
-    The score of a (user, item) pair with side features ``x`` is::
+    The score of a (user, item) pair with side features ``x`` is, for the
+    default ``architecture="neumf"``::
 
         b + b_u + b_i + p_u . q_i + w . MLP([p_u, q_i, x])
 
@@ -34,7 +44,11 @@ class EmbeddingMLP(nn.Module):
     product and the bias terms give it the structure of biased matrix
     factorization, which an MLP learns poorly on its own. The dot product has no
     learned scale on purpose: a free scale would let the model shrink the
-    embeddings and escape their L2 penalty.
+    embeddings and escape their L2 penalty. The other architectures keep the
+    biases and drop terms: ``"mlp"`` the product, ``"mf"`` the MLP (biased
+    matrix factorization), and ``"gmf"`` the MLP, with a learned weight per
+    dimension of the product, ``h . (p_u * q_i)`` (generalized matrix
+    factorization). Without an MLP there is nothing to take side features.
 
     A user's embedding and bias are one row ``[p_u, b_u]`` of one table (and
     likewise for items), so a batch costs one lookup per table. ``embed`` and
@@ -51,15 +65,26 @@ class EmbeddingMLP(nn.Module):
         hidden_layer_sizes=(64, 32),
         activation="relu",
         dropout=0.0,
+        architecture="neumf",
     ):
         super().__init__()
+        has_mlp, self.product = ARCHITECTURES[architecture]
+        if n_features and not has_mlp:
+            raise ValueError(
+                f"architecture={architecture!r} has no MLP to take "
+                f"{n_features} side features."
+            )
         self.user_table = _embedding_with_bias(n_users, embedding_dim)
         self.item_table = _embedding_with_bias(n_items, embedding_dim)
         self.global_bias = nn.Parameter(torch.zeros(()))
-        self.mlp, mlp_width = _mlp(
-            2 * embedding_dim + n_features, hidden_layer_sizes, activation, dropout
-        )
-        self.output = nn.Linear(mlp_width, 1, bias=False)
+        self.mlp = self.output = None
+        if has_mlp:
+            self.mlp, mlp_width = _mlp(
+                2 * embedding_dim + n_features, hidden_layer_sizes, activation, dropout
+            )
+            self.output = nn.Linear(mlp_width, 1, bias=False)
+        if self.product == "weighted":
+            self.product_weight = nn.Parameter(torch.ones(embedding_dim))
 
     def forward(self, users, items, features=None):
         return self.score(*self.embed(users, items), features)
@@ -72,9 +97,15 @@ class EmbeddingMLP(nn.Module):
         """Scores of pairs given their table rows and side features."""
         p, user_bias = user_rows[:, :-1], user_rows[:, -1]
         q, item_bias = item_rows[:, :-1], item_rows[:, -1]
-        mlp_input = [p, q] if features is None else [p, q, features]
-        mlp_score = self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1)
-        return mlp_score + (p * q).sum(dim=1) + user_bias + item_bias + self.global_bias
+        terms = []
+        if self.mlp is not None:
+            mlp_input = [p, q] if features is None else [p, q, features]
+            terms.append(self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1))
+        if self.product == "dot":
+            terms.append((p * q).sum(dim=1))
+        elif self.product == "weighted":
+            terms.append((p * q) @ self.product_weight)
+        return _summed(terms) + user_bias + item_bias + self.global_bias
 
     def score_matrix(self, users, items):
         """Scores of every (user, item) pair without side features.
@@ -87,29 +118,47 @@ class EmbeddingMLP(nn.Module):
         user_rows, item_rows = self.embed(users, items)
         p, user_bias = user_rows[:, :-1], user_rows[:, -1]
         q, item_bias = item_rows[:, :-1], item_rows[:, -1]
+        terms = []
+        if self.mlp is not None:
+            terms.append(self._mlp_matrix(p, q))
+        if self.product == "dot":
+            terms.append(p @ q.T)
+        elif self.product == "weighted":
+            terms.append((p * self.product_weight) @ q.T)
+        bias = user_bias[:, None] + item_bias[None, :] + self.global_bias
+        return _summed(terms) + bias
+
+    def _mlp_matrix(self, p, q):
+        """The MLP's score of every pair of rows of ``p`` and ``q``."""
         dim = p.shape[1]
         if len(self.mlp) == 0:
             weight = self.output.weight[0]
-            mlp_score = (p @ weight[:dim])[:, None] + (q @ weight[dim:])[None, :]
-        else:
-            first, rest = self.mlp[0], self.mlp[1:]
-            hidden_user = p @ first.weight[:, :dim].T + first.bias
-            hidden_item = q @ first.weight[:, dim : 2 * dim].T
-            mlp_score = hidden_user.new_empty((len(p), len(q)))
-            # Blocks of rows small enough for the (rows, items, width) hidden
-            # tensors to stay in cache: the grid is memory-bound otherwise.
-            rows = max(1, GRID_BLOCK_PAIRS // max(1, len(q)))
-            for start in range(0, len(p), rows):
-                block = slice(start, start + rows)
-                hidden = hidden_user[block, None, :] + hidden_item[None, :, :]
-                hidden = _forward_in_place(rest, hidden)
-                mlp_score[block] = self.output(hidden).squeeze(-1)
-        bias = user_bias[:, None] + item_bias[None, :] + self.global_bias
-        return mlp_score + p @ q.T + bias
+            return (p @ weight[:dim])[:, None] + (q @ weight[dim:])[None, :]
+        first, rest = self.mlp[0], self.mlp[1:]
+        hidden_user = p @ first.weight[:, :dim].T + first.bias
+        hidden_item = q @ first.weight[:, dim : 2 * dim].T
+        mlp_score = hidden_user.new_empty((len(p), len(q)))
+        # Blocks of rows small enough for the (rows, items, width) hidden
+        # tensors to stay in cache: the grid is memory-bound otherwise.
+        rows = max(1, GRID_BLOCK_PAIRS // max(1, len(q)))
+        for start in range(0, len(p), rows):
+            block = slice(start, start + rows)
+            hidden = hidden_user[block, None, :] + hidden_item[None, :, :]
+            hidden = _forward_in_place(rest, hidden)
+            mlp_score[block] = self.output(hidden).squeeze(-1)
+        return mlp_score
 
     def embedding_tables(self):
         """The user and item tables, whose row 0 stands for an unknown ID."""
         return {"user": self.user_table, "item": self.item_table}
+
+
+def _summed(terms):
+    """The sum of a non-empty list of tensors, added left to right."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 # Activations applied in place when scoring a grid: the (users, items, width)
