@@ -519,7 +519,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             solver=self.solver,
         )
         state = getattr(self, "_optimizer_state", None)
-        if continue_optimizer and state is not None:
+        # Another solver's moments mean nothing to this one: it starts afresh.
+        same_solver = getattr(self, "_optimizer_solver", None) == self.solver
+        if continue_optimizer and state is not None and same_solver:
             # Loading copies nothing, and the fused step updates in place: the
             # fitted model's state must survive a failed call.
             resume_optimizer(trainer.optimizer, copy.deepcopy(state))
@@ -530,6 +532,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.module_ = module
         self.device_ = device
         self._optimizer_state = trainer.optimizer.state_dict()
+        self._optimizer_solver = self.solver
 
     def _set_vocabularies(self, users, items):
         self.users_, self.items_ = self._vocabularies(users, items)

@@ -698,6 +698,16 @@ def test_failed_partial_fit_keeps_the_model(ratings, monkeypatch):
     assert torch.equal(moments, optimizer_state["state"][0]["exp_avg"])
 
 
+def test_partial_fit_with_another_solver_starts_it_afresh(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).partial_fit(X, y)
+    est.set_params(solver="adamw").partial_fit(X, y)
+    n_batches = -(-len(X) // SMALL["batch_size"])
+    assert int(est._optimizer_state["state"][0]["step"]) == n_batches
+    est.set_params(solver="sgd", learning_rate_init=0.01).partial_fit(X, y)
+    assert est.n_iter_ == 3 and np.isfinite(est.predict(X)).all()
+
+
 def test_partial_fit_after_unpickling_starts_adam_afresh(ratings):
     X, y = ratings
     est = pickle.loads(pickle.dumps(NeuralRecommender(**SMALL).partial_fit(X, y)))
