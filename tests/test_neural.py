@@ -714,3 +714,22 @@ def test_partial_fit_after_unpickling_starts_adam_afresh(ratings):
     assert not hasattr(est, "_optimizer_state")
     est.partial_fit(X, y)
     assert est.n_iter_ == 2 and np.isfinite(est.predict(X)).all()
+
+
+def test_predict_and_recommend_from_threads_match_serial_calls(fitted, ratings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = ratings
+    users = X["user_id"].unique()[:50]
+    expected_scores = fitted.predict(X)
+    expected_items = fitted.recommend(users, n=5)
+
+    def calls(_):
+        return [(fitted.predict(X), fitted.recommend(users, n=5)) for _ in range(20)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [pair for batch in pool.map(calls, range(8)) for pair in batch]
+    assert len(results) == 160
+    for scores, items in results:
+        np.testing.assert_array_equal(scores, expected_scores)
+        np.testing.assert_array_equal(items, expected_items)
