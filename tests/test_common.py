@@ -2,12 +2,18 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skrec import BaselineRecommender, NeuralRecommender, PopularityRecommender
+from skrec import (
+    BaselineRecommender,
+    MatrixFactorization,
+    NeuralRecommender,
+    PopularityRecommender,
+)
 
 
 @parametrize_with_checks(
     [
         NeuralRecommender(),
+        MatrixFactorization(),
         BaselineRecommender(),
         BaselineRecommender(strategy="global_mean"),
         PopularityRecommender(),

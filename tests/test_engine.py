@@ -290,6 +290,14 @@ def test_architectures_score_as_their_formulas():
 
 
 @pytest.mark.parametrize("architecture", ["gmf", "mf"])
-def test_architectures_without_an_mlp_refuse_side_features(architecture):
-    with pytest.raises(ValueError, match=f"architecture='{architecture}' has no MLP"):
-        EmbeddingMLP(21, 16, n_features=3, architecture=architecture)
+def test_architectures_without_an_mlp_add_a_linear_feature_term(architecture):
+    with seeded(0, torch.device("cpu")):
+        module = EmbeddingMLP(21, 16, n_features=2, architecture=architecture)
+    users, items = torch.tensor([1, 2]), torch.tensor([3, 4])
+    features = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    with torch.no_grad():
+        module.feature_weights.weight.copy_(torch.tensor([[0.5, -1.0]]))
+    torch.testing.assert_close(
+        module(users, items, features) - module(users, items, torch.zeros(2, 2)),
+        torch.tensor([0.5, -2.0]),
+    )

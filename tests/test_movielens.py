@@ -42,3 +42,14 @@ def test_cold_items_beat_the_global_mean(u1):
     assert cold.sum() == 32
     global_mean = np.full(cold.sum(), y_train.mean())
     assert rmse(predicted[cold], y_test[cold]) < rmse(global_mean, y_test[cold])
+
+
+def test_default_matrix_factorization_beats_svd_on_u1(u1):
+    from skrec import MatrixFactorization
+
+    _, X_train, X_test, y_train, y_test, _ = u1
+    est = MatrixFactorization(random_state=0).fit(X_train, y_train)
+    predicted = est.predict(X_test)
+    # Surprise's SVD scores 0.951 on u1; this model scored 0.933.
+    assert np.isfinite(predicted).all()
+    assert rmse(predicted, y_test) <= 0.94

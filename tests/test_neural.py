@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from skrec import NeuralRecommender
+from skrec import MatrixFactorization, NeuralRecommender
 from skrec._engine import _training
 from skrec.datasets import make_ratings
 
@@ -164,10 +164,21 @@ def test_every_architecture_learns_and_recommends(ratings, architecture):
     assert est.recommend(X["user_id"].iloc[:3], n=5).shape == (3, 5)
 
 
-def test_architecture_without_an_mlp_rejects_side_features(ratings):
+def test_matrix_factorization_is_neural_recommender_with_mf(ratings):
     X, y = ratings
-    with pytest.raises(ValueError, match="architecture='mf' has no MLP to take 1"):
-        NeuralRecommender(architecture="mf").fit(X.assign(age=1.0), y)
+    params = {key: SMALL[key] for key in ("embedding_dim", "alpha", "batch_size")}
+    mf = MatrixFactorization(**params, max_iter=10, random_state=0).fit(X, y)
+    neural = NeuralRecommender(
+        **params,
+        architecture="mf",
+        learning_rate_init=5e-3,
+        max_iter=10,
+        random_state=0,
+    ).fit(X, y)
+    np.testing.assert_array_equal(mf.predict(X), neural.predict(X))
+    assert "hidden_layer_sizes" not in mf.get_params()
+    assert mf.module_.mlp is None
+    assert rmse(mf.predict(X), y) < 0.9 * rmse(np.full(len(y), y.mean()), y)
 
 
 def test_same_random_state_gives_identical_predictions(ratings):

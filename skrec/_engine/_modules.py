@@ -48,7 +48,8 @@ class EmbeddingMLP(nn.Module):
     biases and drop terms: ``"mlp"`` the product, ``"mf"`` the MLP (biased
     matrix factorization), and ``"gmf"`` the MLP, with a learned weight per
     dimension of the product, ``h . (p_u * q_i)`` (generalized matrix
-    factorization). Without an MLP there is nothing to take side features.
+    factorization). Without an MLP, side features enter through a linear
+    term ``v . x``.
 
     A user's embedding and bias are one row ``[p_u, b_u]`` of one table (and
     likewise for items), so a batch costs one lookup per table. ``embed`` and
@@ -69,15 +70,12 @@ class EmbeddingMLP(nn.Module):
     ):
         super().__init__()
         has_mlp, self.product = ARCHITECTURES[architecture]
-        if n_features and not has_mlp:
-            raise ValueError(
-                f"architecture={architecture!r} has no MLP to take "
-                f"{n_features} side features."
-            )
         self.user_table = _embedding_with_bias(n_users, embedding_dim)
         self.item_table = _embedding_with_bias(n_items, embedding_dim)
         self.global_bias = nn.Parameter(torch.zeros(()))
-        self.mlp = self.output = None
+        self.mlp = self.output = self.feature_weights = None
+        if n_features and not has_mlp:
+            self.feature_weights = nn.Linear(n_features, 1, bias=False)
         if has_mlp:
             self.mlp, mlp_width = _mlp(
                 2 * embedding_dim + n_features, hidden_layer_sizes, activation, dropout
@@ -105,6 +103,8 @@ class EmbeddingMLP(nn.Module):
             terms.append((p * q).sum(dim=1))
         elif self.product == "weighted":
             terms.append((p * q) @ self.product_weight)
+        if self.feature_weights is not None and features is not None:
+            terms.append(self.feature_weights(features).squeeze(1))
         return _summed(terms) + user_bias + item_bias + self.global_bias
 
     def score_matrix(self, users, items):
