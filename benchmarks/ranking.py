@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
-from _common import RESULTS_DIR, default_data_home
+from _common import RESULTS_DIR, default_data_home, median_seconds
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -177,11 +177,11 @@ def evaluate(model, held_out, sampled=False):
 # -- fitting ----------------------------------------------------------------
 
 
-def neural_model(params, seed, args, epochs=None):
-    """A NeuralRecommender; with ``epochs``, trained for exactly that many."""
+def neural_model(params, seed, args, n_epochs=None):
+    """A NeuralRecommender; with ``n_epochs``, trained for exactly that many."""
     model = NeuralRecommender(device=args.device, random_state=seed, **params)
-    if epochs is not None:
-        model.set_params(early_stopping=False, max_iter=epochs)
+    if n_epochs is not None:
+        model.set_params(early_stopping=False, max_iter=n_epochs)
     return model
 
 
@@ -253,17 +253,6 @@ def select_config(loss, train, validation, args):
     return rows, best["params"], best["epochs"]
 
 
-def recommend_seconds(model, users):
-    """Median wall time of ``recommend(users, n=K)`` after one warm-up call."""
-    model.recommend(users, n=K)
-    times = []
-    for _ in range(RECOMMEND_REPEATS):
-        start = time.perf_counter()
-        model.recommend(users, n=K)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def test_runs(make_model, seeds, non_test, test):
     """Per seed: fit on the non-test rows, metrics on the test items."""
     runs = []
@@ -276,7 +265,10 @@ def test_runs(make_model, seeds, non_test, test):
                 "seed": seed,
                 "epochs": epochs(model),
                 "seconds": seconds,
-                "recommend_seconds": recommend_seconds(model, all_users),
+                "recommend_seconds": median_seconds(
+                    lambda model=model: model.recommend(all_users, n=K),
+                    RECOMMEND_REPEATS,
+                ),
             }
             | evaluate(model, test, sampled=True)
         )

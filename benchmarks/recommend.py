@@ -14,13 +14,11 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
-import time
 import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, default_data_home
+from _common import RESULTS_DIR, default_data_home, median_seconds
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -49,16 +47,6 @@ def load_interactions(data_home):
             n_users=943, n_items=1682, n_ratings=100_000, as_frame=True, random_state=0
         )
         return X, "synthetic (make_ratings, 943 users, 1,682 items; u.data absent)"
-
-
-def median_seconds(call, repeats):
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
