@@ -59,7 +59,7 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
     def _encode_rows(self, X):
         """Check ``X`` against fit; return user codes, item codes and features."""
         check_is_fitted(self)
-        users, items, features = validate_table(self, X, reset=False)
+        users, items, features = validate_table(self, X, reset=False)[:3]
         user_codes = encode_ids(users, self.users_)
         item_codes = encode_ids(items, self.items_)
         if self.handle_unknown == "error":

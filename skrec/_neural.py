@@ -6,6 +6,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
@@ -20,6 +21,7 @@ from ._engine._training import (
     Trainer,
     fill_unknown_rows,
     grow_embedding_tables,
+    keep_side_features,
     predict_scores,
     resume_optimizer,
     seeded,
@@ -75,6 +77,27 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     dropout : float, default=0.0
         Dropout probability after each hidden layer during training.
+
+    biases : bool, default=True
+        Add a global, a per-user and a per-item bias to every score.
+
+    module : callable, default=None
+        A factory of a custom network, called as ``module(n_users=...,
+        n_items=..., n_features=...)``, that replaces the built-in one and
+        still gets the training loop, the device handling and the scikit-learn
+        API. Its ``forward(users, items, features)`` takes int64 codes (``1``
+        to ``n`` for the IDs seen in fit, ``0`` for an unknown ID; the tables
+        have ``n_users`` and ``n_items`` rows, row 0 included) and the
+        standardised side features (a float32 matrix, or None), and returns
+        one score per row. If it has a method ``embedding_tables()`` returning
+        ``{"user": nn.Embedding, "item": nn.Embedding}``, ``alpha`` penalises
+        their rows, unknown IDs get the mean row and ``partial_fit`` grows them
+        for new IDs; otherwise ``alpha`` has no effect. A ``score_matrix(users,
+        items)`` method, if present, scores grids for ``recommend``. With a
+        module, ``embedding_dim``, ``architecture``, ``hidden_layer_sizes``,
+        ``activation``, ``dropout`` and ``biases`` are ignored, and
+        ``user_features``/``item_features`` are passed as given, not kept.
+        Use a class or a module-level function so that the model pickles.
 
     alpha : float or dict, default=50.0
         Strength of the L2 penalty on the embedding and bias tables: the loss
@@ -162,6 +185,18 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         ``X`` is a DataFrame. IDs may be any ints or strings. All other columns
         are numeric side features.
 
+    user_features, item_features : list of str or int, or callable, default=None
+        Side-feature columns that describe the user (age, occupation) or the
+        item (genres, year), by name or position, or a callable that returns
+        them from ``X`` such as
+        :func:`~sklearn.compose.make_column_selector`. Their values must be
+        constant per user (per item) within a fit; the model keeps them, which
+        lets ``recommend`` score every item and makes predictions for a known
+        user or item use the kept values. A user or item unseen in fit is
+        scored from the values of its row: a feature-based prediction for a
+        cold start. Side features not declared are per-row (context) features,
+        and a model with any cannot ``recommend``.
+
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, the batch order and
         dropout. An int gives identical predictions across fits on the CPU.
@@ -242,6 +277,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "biases": ["boolean"],
+        "module": [callable, None],
         "alpha": [Interval(Real, 0, None, closed="left"), dict],
         "solver": [StrOptions(set(SOLVERS))],
         "learning_rate": [StrOptions({"constant", "adaptive"})],
@@ -262,6 +299,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
         "item_col": [Integral, str],
+        "user_features": ["array-like", callable, None],
+        "item_features": ["array-like", callable, None],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -275,6 +314,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         architecture="neumf",
         activation="relu",
         dropout=0.0,
+        biases=True,
+        module=None,
         alpha=50.0,
         batch_size="auto",
         solver="adam",
@@ -292,6 +333,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
+        user_features=None,
+        item_features=None,
         random_state=None,
         warm_start=False,
         verbose=False,
@@ -301,6 +344,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.architecture = architecture
         self.activation = activation
         self.dropout = dropout
+        self.biases = biases
+        self.module = module
         self.alpha = alpha
         self.batch_size = batch_size
         self.solver = solver
@@ -318,6 +363,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col
+        self.user_features = user_features
+        self.item_features = item_features
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -416,10 +463,14 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         return super().score(X, y, sample_weight=sample_weight)
 
     def _score_matrix(self, user_codes, item_codes):
-        if self._feature_mean is not None:
+        n_row_features = self._n_features() - sum(self._n_side_features)
+        if self.module is not None:
+            n_row_features = self._n_features()
+        if n_row_features:
             raise ValueError(
                 "recommend needs a score for every (user, item) pair, but this model "
-                f"was fitted with {len(self._feature_mean)} per-row side features."
+                f"was fitted with {n_row_features} per-row side features; declare "
+                "user- and item-level features with user_features and item_features."
             )
         return score_matrix(
             self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
@@ -484,14 +535,19 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     def _encoded_data(self, X, y, first_pass):
         """Validate ``X`` and ``y``, update the vocabularies and scalers on the
         first pass, and return the encoded rows on the training device."""
-        users, items, features = validate_table(self, X, reset=first_pass)
+        table = validate_table(self, X, reset=first_pass)
+        users, items, features = table.users, table.items, table.features
+        n_side_features = (table.n_user_features, table.n_item_features)
         y = self._validate_target(y, users)
         device = resolve_device(self.device)
         if first_pass:
             self._set_vocabularies(users, items)
             self._set_scalers(features, y)
+            self._n_side_features = n_side_features
         else:
+            self._check_side_features(n_side_features)
             self._extend_vocabularies(users, items)
+        self._feature_names = table.feature_names
         user_codes = encode_ids(users, self.users_)
         item_codes = encode_ids(items, self.items_)
         self.user_items_ = user_item_matrix(
@@ -518,6 +574,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             n_negatives=self.n_negatives,
             negatives_by_popularity=self.negative_sampling == "popularity",
             solver=self.solver,
+            n_items=len(self.items_) + 1,
         )
         state = getattr(self, "_optimizer_state", None)
         # Another solver's moments mean nothing to this one: it starts afresh.
@@ -577,17 +634,58 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         if not first_pass:
             module = copy.deepcopy(self.module_).to(device)
             grow_embedding_tables(module, n_rows)
-            return module
-        return EmbeddingMLP(
+        elif self.module is not None:
+            module = self._custom_module(n_rows).to(device)
+        else:
+            module = EmbeddingMLP(
+                n_users=n_rows["user"],
+                n_items=n_rows["item"],
+                n_features=self._n_features(),
+                embedding_dim=self.embedding_dim,
+                hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
+                activation=self.activation,
+                dropout=self.dropout,
+                architecture=self.architecture,
+                n_user_features=self._n_side_features[0],
+                n_item_features=self._n_side_features[1],
+                biases=self.biases,
+            ).to(device)
+        if isinstance(module, EmbeddingMLP):
+            keep_side_features(module, data, self._side_feature_error)
+        return module
+
+    def _custom_module(self, n_rows):
+        module = self.module(
             n_users=n_rows["user"],
             n_items=n_rows["item"],
-            n_features=0 if data.features is None else data.features.shape[1],
-            embedding_dim=self.embedding_dim,
-            hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
-            activation=self.activation,
-            dropout=self.dropout,
-            architecture=self.architecture,
-        ).to(device)
+            n_features=self._n_features(),
+        )
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(
+                f"module={self.module!r} must return a torch.nn.Module, got "
+                f"{type(module).__name__}."
+            )
+        return module
+
+    def _n_features(self):
+        return 0 if self._feature_mean is None else len(self._feature_mean)
+
+    def _check_side_features(self, n_side_features):
+        if n_side_features != self._n_side_features:
+            raise ValueError(
+                f"X declares {n_side_features[0]} user and {n_side_features[1]} item "
+                f"features, but the model was fitted with {self._n_side_features[0]} "
+                f"and {self._n_side_features[1]}."
+            )
+
+    def _side_feature_error(self, kind, code, column):
+        """The error for a user or item whose declared feature varies."""
+        ids = self.users_ if kind == "user" else self.items_
+        return ValueError(
+            f"{kind}_features must be constant per {kind}, but side feature "
+            f"{self._feature_names[column]} takes several values for {kind} "
+            f"{ids[code - 1 : code].tolist()[0]!r}."
+        )
 
     def _hidden_layer_sizes(self):
         sizes = np.atleast_1d(self.hidden_layer_sizes)
@@ -787,6 +885,9 @@ class MatrixFactorization(NeuralRecommender):
     embedding_dim : int, default=64
         Length of the user and item embedding vectors.
 
+    biases : bool, default=True
+        Add the global, user and item biases; False leaves the dot product.
+
     alpha : float or dict, default=10.0
         Strength of the L2 penalty on the embedding and bias tables, as in
         :class:`NeuralRecommender`.
@@ -839,6 +940,10 @@ class MatrixFactorization(NeuralRecommender):
         Position or name of the user and item ID columns of ``X``. Other
         columns are numeric side features, which add a linear term to the
         score.
+
+    user_features, item_features : list of str or int, or callable, default=None
+        Side-feature columns that describe the user or the item, kept per user
+        and per item as in :class:`NeuralRecommender`.
 
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split and the batch order.
@@ -895,17 +1000,20 @@ class MatrixFactorization(NeuralRecommender):
     hidden_layer_sizes = ()
     activation = "relu"
     dropout = 0.0
+    module = None
 
     _parameter_constraints = {
         name: constraint
         for name, constraint in NeuralRecommender._parameter_constraints.items()
-        if name not in {"architecture", "hidden_layer_sizes", "activation", "dropout"}
+        if name
+        not in {"architecture", "hidden_layer_sizes", "activation", "dropout", "module"}
     }
 
     def __init__(
         self,
         embedding_dim=64,
         *,
+        biases=True,
         alpha=10.0,
         batch_size="auto",
         solver="adam",
@@ -923,11 +1031,14 @@ class MatrixFactorization(NeuralRecommender):
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
+        user_features=None,
+        item_features=None,
         random_state=None,
         warm_start=False,
         verbose=False,
     ):
         self.embedding_dim = embedding_dim
+        self.biases = biases
         self.alpha = alpha
         self.batch_size = batch_size
         self.solver = solver
@@ -945,6 +1056,8 @@ class MatrixFactorization(NeuralRecommender):
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col
+        self.user_features = user_features
+        self.item_features = item_features
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose

@@ -5,6 +5,7 @@ wording where scikit-learn has one.
 """
 
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,22 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
+
+
+class Table(NamedTuple):
+    """The checked columns of an ``X``.
+
+    ``features`` is a float matrix (or None) whose first ``n_user_features``
+    columns are the declared user-level features, the next ``n_item_features``
+    the declared item-level ones, and the rest per-row features.
+    """
+
+    users: pd.Series
+    items: pd.Series
+    features: np.ndarray | None
+    n_user_features: int = 0
+    n_item_features: int = 0
+    feature_names: tuple = ()
 
 
 def validate_table(estimator, X, reset):
@@ -43,14 +60,21 @@ def validate_table(estimator, X, reset):
         )
     users = _check_ids(columns[user_pos], column_label(estimator, "user_col"))
     items = _check_ids(columns[item_pos], column_label(estimator, "item_col"))
-    feature_positions = [
-        j for j in range(len(columns)) if j not in (user_pos, item_pos)
-    ]
-    features = _check_features(
-        [columns[j] for j in feature_positions],
-        [names[j] if names else f"column {j}" for j in feature_positions],
+    user_features = declared_columns(estimator, "user_features", X, names, len(columns))
+    item_features = declared_columns(estimator, "item_features", X, names, len(columns))
+    feature_positions = _feature_positions(
+        names, len(columns), (user_pos, item_pos), user_features, item_features
     )
-    return users, items, features
+    feature_names = tuple(column_name(names, j) for j in feature_positions)
+    features = _check_features([columns[j] for j in feature_positions], feature_names)
+    return Table(
+        users,
+        items,
+        features,
+        len(user_features),
+        len(item_features),
+        feature_names,
+    )
 
 
 def column_position(estimator, param, names, n_columns):
@@ -72,6 +96,75 @@ def column_position(estimator, param, names, n_columns):
             f"{param}={col} is out of range for X with {n_columns} columns."
         )
     return int(col)
+
+
+def _feature_positions(names, n_columns, id_positions, user_features, item_features):
+    """Positions of the side-feature columns: the declared user-level ones,
+    then the declared item-level ones, then the per-row ones, each in the
+    order of ``X``."""
+    for param, positions in (
+        ("user_features", user_features),
+        ("item_features", item_features),
+    ):
+        for position in positions:
+            if position in id_positions:
+                raise ValueError(
+                    f"{param} names an ID column ({column_name(names, position)}); "
+                    "list only feature columns."
+                )
+    for position in set(user_features) & set(item_features):
+        raise ValueError(
+            f"Column {column_name(names, position)} is declared both in "
+            "user_features and in item_features."
+        )
+    declared = user_features + item_features
+    rest = [j for j in range(n_columns) if j not in id_positions and j not in declared]
+    return declared + rest
+
+
+def declared_columns(estimator, param, X, names, n_columns):
+    """Positions of the columns ``estimator.<param>`` declares, in ``X``'s order.
+
+    The parameter is None (no column), a list of column names or positions, or
+    a callable that returns such a list from ``X``, as
+    :func:`~sklearn.compose.make_column_selector` does.
+    """
+    selector = getattr(estimator, param, None)
+    if selector is None:
+        return []
+    columns = selector(X) if callable(selector) else selector
+    if isinstance(columns, str | Integral):
+        columns = [columns]
+    positions = set()
+    for col in columns:
+        if isinstance(col, str):
+            if names is None:
+                raise ValueError(
+                    f"{param} names column {col!r}, but X has no column names; "
+                    "pass a DataFrame or give the columns' positions."
+                )
+            if col not in names:
+                raise ValueError(
+                    f"{param} names column {col!r}, which is not a column of X; "
+                    f"its columns are {names}."
+                )
+            positions.add(names.index(col))
+        elif isinstance(col, Integral) and not isinstance(col, bool):
+            if not 0 <= col < n_columns:
+                raise ValueError(
+                    f"{param} gives column {col}, which is out of range for X with "
+                    f"{n_columns} columns."
+                )
+            positions.add(int(col))
+        else:
+            raise ValueError(
+                f"{param} must list column names or positions, got {col!r}."
+            )
+    return sorted(positions)
+
+
+def column_name(names, position):
+    return str(names[position]) if names else f"column {position}"
 
 
 def column_label(estimator, param):

@@ -8,6 +8,8 @@ the trainer puts its L2 penalty.
 import torch
 import torch.nn.functional as F
 
+from ._modules import EmbeddingMLP, embedding_tables
+
 # Rounds of redrawing negatives that hit a known positive. Each round leaves a
 # share (density of the user's row) of the previous collisions, so two rounds
 # leave about density**3 of them without a per-step host synchronisation.
@@ -78,9 +80,28 @@ class NegativeSampler:
         )
 
 
+def scored_rows(module, users, items, features):
+    """Scores of pairs and the embedding table rows they looked up.
+
+    The rows carry the trainer's L2 penalty. The built-in modules hand over
+    the rows they used; a custom module's rows are looked up again from the
+    tables it reports, or are None when it reports none.
+    """
+    if isinstance(module, EmbeddingMLP):
+        features = module.side_features(users, items, features)
+        user_rows, item_rows = module.embed(users, items)
+        return module.score(user_rows, item_rows, features), user_rows, item_rows
+    tables = embedding_tables(module)
+    scores = module(users, items, features).reshape(-1)
+    if not tables:
+        return scores, None, None
+    return scores, tables["user"](users), tables["item"](items)
+
+
 def squared_error(module, batch, sampler=None):
-    user_rows, item_rows = module.embed(batch.users, batch.items)
-    scores = module.score(user_rows, item_rows, batch.features)
+    scores, user_rows, item_rows = scored_rows(
+        module, batch.users, batch.items, batch.features
+    )
     return F.mse_loss(scores, batch.targets), user_rows, item_rows
 
 
@@ -93,7 +114,7 @@ def binary_cross_entropy(module, batch, sampler):
     weights = torch.ones_like(scores)
     weights[:n_pos] = batch.targets
     loss = F.binary_cross_entropy_with_logits(scores, labels, weight=weights)
-    return loss, user_rows[:n_pos], item_rows[:n_pos]
+    return loss, *_positive_rows(user_rows, item_rows, n_pos)
 
 
 def bayesian_personalized_ranking(module, batch, sampler):
@@ -103,14 +124,22 @@ def bayesian_personalized_ranking(module, batch, sampler):
     positive, negative = scores[:n_pos], scores[n_pos:].view(n_pos, -1)
     margins = positive[:, None] - negative
     loss = -(F.logsigmoid(margins).mean(dim=1) * batch.targets).mean()
-    return loss, user_rows[:n_pos], item_rows[:n_pos]
+    return loss, *_positive_rows(user_rows, item_rows, n_pos)
+
+
+def _positive_rows(user_rows, item_rows, n_pos):
+    """The table rows of the positives, which alone carry the penalty."""
+    if user_rows is None:
+        return None, None
+    return user_rows[:n_pos], item_rows[:n_pos]
 
 
 def _score_with_negatives(module, batch, sampler):
     """Scores of the batch's positives followed by their negatives, row-major.
 
-    A positive's side features, if any, are kept for its negatives: they
-    describe the context in which the user chose among items.
+    A positive's per-row and user features, if any, are kept for its
+    negatives: they describe the context in which the user chose among items.
+    The module replaces the item features by each negative's own.
     """
     negatives = sampler.sample(batch.users)
     repeats = sampler.n_negatives
@@ -119,8 +148,7 @@ def _score_with_negatives(module, batch, sampler):
     features = batch.features
     if features is not None:
         features = torch.cat([features, features.repeat_interleave(repeats, dim=0)])
-    user_rows, item_rows = module.embed(users, items)
-    return module.score(user_rows, item_rows, features), user_rows, item_rows
+    return scored_rows(module, users, items, features)
 
 
 LOSSES = {

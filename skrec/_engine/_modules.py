@@ -51,6 +51,15 @@ class EmbeddingMLP(nn.Module):
     factorization). Without an MLP, side features enter through a linear
     term ``v . x``.
 
+    With ``biases=False`` the three bias terms are left out.
+
+    The first ``n_user_features`` columns of ``x`` describe the user and the
+    next ``n_item_features`` the item; the module keeps a table of them per
+    user and per item (``user_side`` and ``item_side``, set by the estimator),
+    which replaces the given values for known IDs and lets ``score_matrix``
+    score every item. An unknown ID (code 0) keeps the values it is given:
+    that is how a new user or item gets a prediction from its features.
+
     A user's embedding and bias are one row ``[p_u, b_u]`` of one table (and
     likewise for items), so a batch costs one lookup per table. ``embed`` and
     ``score`` split the forward pass so that the trainer can penalise the very
@@ -67,9 +76,16 @@ class EmbeddingMLP(nn.Module):
         activation="relu",
         dropout=0.0,
         architecture="neumf",
+        n_user_features=0,
+        n_item_features=0,
+        biases=True,
     ):
         super().__init__()
         has_mlp, self.product = ARCHITECTURES[architecture]
+        self.biases = biases
+        self.register_buffer("user_side", torch.zeros(n_users, n_user_features))
+        self.register_buffer("item_side", torch.zeros(n_items, n_item_features))
+        self.n_row_features = n_features - n_user_features - n_item_features
         self.user_table = _embedding_with_bias(n_users, embedding_dim)
         self.item_table = _embedding_with_bias(n_items, embedding_dim)
         self.global_bias = nn.Parameter(torch.zeros(()))
@@ -85,7 +101,23 @@ class EmbeddingMLP(nn.Module):
             self.product_weight = nn.Parameter(torch.ones(embedding_dim))
 
     def forward(self, users, items, features=None):
+        features = self.side_features(users, items, features)
         return self.score(*self.embed(users, items), features)
+
+    def side_features(self, users, items, features):
+        """``features`` with the user and item columns of known IDs replaced by
+        the values kept for them."""
+        if not self.user_side.shape[1] and not self.item_side.shape[1]:
+            return features
+        user_columns, item_columns = self._side_columns(0)
+        return torch.cat(
+            [
+                _kept_or_given(users, self.user_side, features[:, user_columns]),
+                _kept_or_given(items, self.item_side, features[:, item_columns]),
+                features[:, item_columns.stop :],
+            ],
+            dim=1,
+        )
 
     def embed(self, users, items):
         """The table rows ``[p, b]`` of ``users`` and of ``items``."""
@@ -105,43 +137,85 @@ class EmbeddingMLP(nn.Module):
             terms.append((p * q) @ self.product_weight)
         if self.feature_weights is not None and features is not None:
             terms.append(self.feature_weights(features).squeeze(1))
+        if not self.biases:
+            return _summed(terms)
         return _summed(terms) + user_bias + item_bias + self.global_bias
 
     def score_matrix(self, users, items):
-        """Scores of every (user, item) pair without side features.
+        """Scores of every (user, item) pair, from the kept user and item features.
 
-        The first layer of the MLP is linear in the concatenation ``[p, q]``, so
-        it is computed once per user and once per item and the two are summed
-        for every pair: several times less work than scoring the pairs one by
-        one, which is what ranking all items for a user costs.
+        The first layer of the MLP is linear in the concatenation
+        ``[p, q, x_user, x_item]``, so it is computed once per user and once
+        per item and the two are summed for every pair: several times less
+        work than scoring the pairs one by one, which is what ranking all items
+        for a user costs. Per-row features have no value for unseen pairs:
+        they are taken at their mean, 0 once standardised.
         """
         user_rows, item_rows = self.embed(users, items)
         p, user_bias = user_rows[:, :-1], user_rows[:, -1]
         q, item_bias = item_rows[:, :-1], item_rows[:, -1]
+        # Concatenating the kept features to the embeddings puts the grid in
+        # the layout the first layer expects: [p, x_user] then [q, x_item].
+        user_input = torch.cat([p, self.user_side[users]], dim=1)
+        item_input = torch.cat([q, self.item_side[items]], dim=1)
         terms = []
         if self.mlp is not None:
-            terms.append(self._mlp_matrix(p, q))
+            terms.append(self._mlp_matrix(user_input, item_input))
         if self.product == "dot":
             terms.append(p @ q.T)
         elif self.product == "weighted":
             terms.append((p * self.product_weight) @ q.T)
+        if self.feature_weights is not None:
+            terms.append(
+                self._linear_matrix(self.feature_weights.weight[0], users, items)
+            )
+        if not self.biases:
+            return _summed(terms)
         bias = user_bias[:, None] + item_bias[None, :] + self.global_bias
         return _summed(terms) + bias
 
-    def _mlp_matrix(self, p, q):
-        """The MLP's score of every pair of rows of ``p`` and ``q``."""
-        dim = p.shape[1]
+    def _split_weight(self, weight, dim):
+        """The columns of a first-layer ``weight`` on ``[p, x_user]`` and on
+        ``[q, x_item]``, for inputs laid out as ``[p, q, x_user, x_item,
+        x_row]``; those on ``x_row`` are left out."""
+        user_columns, item_columns = self._side_columns(2 * dim)
+        user = torch.cat([weight[..., :dim], weight[..., user_columns]], -1)
+        item = torch.cat([weight[..., dim : 2 * dim], weight[..., item_columns]], -1)
+        return user, item
+
+    def _side_columns(self, start):
+        """The slices of the user and of the item features in an input whose
+        side features begin at column ``start``."""
+        n_user, n_item = self.user_side.shape[1], self.item_side.shape[1]
+        return (
+            slice(start, start + n_user),
+            slice(start + n_user, start + n_user + n_item),
+        )
+
+    def _linear_matrix(self, weight, users, items):
+        """``weight . [x_user, x_item]`` for every pair of ``users`` and ``items``."""
+        user_columns, item_columns = self._side_columns(0)
+        return (self.user_side[users] @ weight[user_columns])[:, None] + (
+            self.item_side[items] @ weight[item_columns]
+        )
+
+    def _mlp_matrix(self, user_input, item_input):
+        """The MLP's score of every pair of rows of ``user_input`` = ``[p,
+        x_user]`` and ``item_input`` = ``[q, x_item]``."""
+        dim = self.user_table.embedding_dim - 1
         if len(self.mlp) == 0:
-            weight = self.output.weight[0]
-            return (p @ weight[:dim])[:, None] + (q @ weight[dim:])[None, :]
+            weight_user, weight_item = self._split_weight(self.output.weight[0], dim)
+            return (user_input @ weight_user)[:, None] + (item_input @ weight_item)
         first, rest = self.mlp[0], self.mlp[1:]
-        hidden_user = p @ first.weight[:, :dim].T + first.bias
-        hidden_item = q @ first.weight[:, dim : 2 * dim].T
-        mlp_score = hidden_user.new_empty((len(p), len(q)))
+        weight_user, weight_item = self._split_weight(first.weight, dim)
+        hidden_user = user_input @ weight_user.T + first.bias
+        hidden_item = item_input @ weight_item.T
+        n_users, n_items = len(user_input), len(item_input)
+        mlp_score = hidden_user.new_empty((n_users, n_items))
         # Blocks of rows small enough for the (rows, items, width) hidden
         # tensors to stay in cache: the grid is memory-bound otherwise.
-        rows = max(1, GRID_BLOCK_PAIRS // max(1, len(q)))
-        for start in range(0, len(p), rows):
+        rows = max(1, GRID_BLOCK_PAIRS // max(1, n_items))
+        for start in range(0, n_users, rows):
             block = slice(start, start + rows)
             hidden = hidden_user[block, None, :] + hidden_item[None, :, :]
             hidden = _forward_in_place(rest, hidden)
@@ -151,6 +225,23 @@ class EmbeddingMLP(nn.Module):
     def embedding_tables(self):
         """The user and item tables, whose row 0 stands for an unknown ID."""
         return {"user": self.user_table, "item": self.item_table}
+
+
+def _kept_or_given(codes, kept, given):
+    """The kept rows of known codes, the given values for unknown ones (0)."""
+    return torch.where((codes > 0)[:, None], kept[codes], given)
+
+
+def embedding_tables(module):
+    """A module's ``{"user": table, "item": table}``, empty if it has none.
+
+    The trainer's per-row penalty, the unknown rows and the growth of the
+    tables for new IDs apply to the tables a module reports; a custom module
+    without an ``embedding_tables`` method gets none of them.
+    """
+    if hasattr(module, "embedding_tables"):
+        return module.embedding_tables()
+    return {}
 
 
 def _summed(terms):

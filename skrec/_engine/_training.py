@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ._losses import LOSSES, NegativeSampler
+from ._modules import embedding_tables
 
 PREDICT_CHUNK_SIZE = 262_144
 TABLES = ("user", "item")
@@ -76,6 +77,9 @@ class Trainer:
         uniformly.
     solver : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
         The optimizer; see ``make_optimizer``.
+    n_items : int, default=None
+        Rows of the item table, among which negatives are drawn; by default
+        that of the module's item table.
     """
 
     def __init__(
@@ -91,12 +95,14 @@ class Trainer:
         n_negatives=4,
         negatives_by_popularity=False,
         solver="adam",
+        n_items=None,
     ):
         self.module = module
         self.data = data
         self.batch_size = batch_size
         alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
-        self.penalised = any(alphas.values())
+        tables = embedding_tables(module)
+        self.penalised = bool(tables) and any(alphas.values())
         self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
         self.optimizer = make_optimizer(module, learning_rate, solver)
         self.loss = LOSSES[loss]
@@ -105,7 +111,7 @@ class Trainer:
             self.sampler = NegativeSampler(
                 data.users,
                 data.items,
-                module.embedding_tables()["item"].num_embeddings,
+                n_items or tables["item"].num_embeddings,
                 n_negatives,
                 self.generator,
                 by_popularity=negatives_by_popularity,
@@ -113,8 +119,9 @@ class Trainer:
         # Each table's strength is folded into its row weights: one less
         # operation per step.
         self.row_weights = {
-            "user": alphas["user"] * inverse_frequency(data.users, module, "user"),
-            "item": alphas["item"] * inverse_frequency(data.items, module, "item"),
+            kind: alphas[kind] * inverse_frequency(codes, tables[kind].num_embeddings)
+            for kind, codes in (("user", data.users), ("item", data.items))
+            if tables
         }
 
     @property
@@ -185,7 +192,7 @@ def make_optimizer(module, learning_rate, solver="adam"):
     """
     params = list(module.parameters())
     if solver == "adamw":
-        tables = {id(t.weight) for t in module.embedding_tables().values()}
+        tables = {id(t.weight) for t in embedding_tables(module).values()}
         params = [
             {"params": [p for p in params if id(p) in tables], "weight_decay": 0.0},
             {"params": [p for p in params if id(p) not in tables]},
@@ -221,9 +228,8 @@ def resume_optimizer(optimizer, state):
     return True
 
 
-def inverse_frequency(codes, module, kind):
+def inverse_frequency(codes, n_rows):
     """1 / (occurrences of each code in ``codes``), 0 for codes that never occur."""
-    n_rows = module.embedding_tables()[kind].num_embeddings
     counts = torch.bincount(codes, minlength=n_rows).float()
     return torch.where(counts > 0, 1.0 / counts.clamp(min=1), 0.0)
 
@@ -248,7 +254,7 @@ def fill_unknown_rows(module):
     pair with one known side still gets that side's learned preferences.
     """
     with torch.no_grad():
-        for table in module.embedding_tables().values():
+        for table in embedding_tables(module).values():
             if table.num_embeddings > 1:
                 table.weight[0] = table.weight[1:].mean(dim=0)
 
@@ -259,12 +265,40 @@ def grow_embedding_tables(module, n_rows):
     New rows start as the mean of the known rows, the same as the unknown row.
     """
     with torch.no_grad():
-        for kind, table in module.embedding_tables().items():
+        for kind, table in embedding_tables(module).items():
             extra = n_rows[kind] - table.num_embeddings
             if extra > 0:
                 fill = table.weight[1:].mean(dim=0, keepdim=True).expand(extra, -1)
                 table.weight = torch.nn.Parameter(torch.cat([table.weight, fill]))
                 table.num_embeddings = n_rows[kind]
+
+
+def keep_side_features(module, data, error):
+    """Keep in ``module`` the declared user and item features of ``data``'s rows.
+
+    Users and items of ``data`` get the values of their rows, the others keep
+    theirs. ``error(kind, code, column)`` builds the exception raised when a
+    user's (an item's) rows disagree on a value.
+    """
+    n_user, n_item = module.user_side.shape[1], module.item_side.shape[1]
+    layout = {
+        "user": (data.users, slice(0, n_user)),
+        "item": (data.items, slice(n_user, n_user + n_item)),
+    }
+    for kind, (codes, columns) in layout.items():
+        side = getattr(module, f"{kind}_side")
+        if side.shape[1] == 0:
+            continue
+        n_rows = embedding_tables(module)[kind].num_embeddings
+        kept = side.new_zeros((n_rows, side.shape[1]))
+        kept[: len(side)] = side[:n_rows]
+        values = data.features[:, columns]
+        kept[codes] = values
+        disagree = (kept[codes] != values).nonzero()
+        if len(disagree):
+            row, column = disagree[0].tolist()
+            raise error(kind, int(codes[row]), columns.start + column)
+        setattr(module, f"{kind}_side", kept)
 
 
 @contextlib.contextmanager

@@ -105,7 +105,7 @@ class RankingScorer:
     def __call__(self, estimator, X, y=None):
         if self.n_sampled is not None:
             return self._sampled_score(estimator, X)
-        users, items, _ = validate_table(estimator, X, reset=False)
+        users, items = validate_table(estimator, X, reset=False)[:2]
         relevant = pd.Series(items.to_numpy()).groupby(users.to_numpy(), sort=False)
         held_out = relevant.unique()
         recommended = estimator.recommend(
@@ -116,7 +116,7 @@ class RankingScorer:
         )
 
     def _sampled_score(self, estimator, X):
-        users, items, _ = validate_table(estimator, X, reset=False)
+        users, items = validate_table(estimator, X, reset=False)[:2]
         user_codes = encode_ids(users, estimator.users_)
         item_codes = encode_ids(items, estimator.items_)
         row_user, distinct_users = pd.factorize(users)
