@@ -25,6 +25,7 @@ from ._engine._training import (
     predict_scores,
     resume_optimizer,
     seeded,
+    set_history,
 )
 from ._recommend import RecommendMixin, union_of_pairs, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions, _fit_context
@@ -58,16 +59,20 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     embedding_dim : int, default=64
         Length of the user and item embedding vectors.
 
-    architecture : {"neumf", "mlp", "gmf", "mf"}, default="neumf"
+    architecture : {"neumf", "mlp", "gmf", "mf", "svdpp"}, default="neumf"
         How the embeddings become a score; all add a global, a user and an
         item bias. ``"neumf"``: an MLP on the concatenated embeddings and side
         features plus the embeddings' dot product (He et al.'s NeuMF);
         ``"mlp"``: the MLP alone; ``"gmf"``: generalized matrix factorization,
         the product of the embeddings weighted per dimension by learned weights;
-        ``"mf"``: their dot product (biased matrix factorization). ``"gmf"`` and
-        ``"mf"`` have no MLP: they ignore ``hidden_layer_sizes``,
-        ``activation`` and ``dropout``, and side features enter them through a
-        linear term.
+        ``"mf"``: their dot product (biased matrix factorization);
+        ``"svdpp"``: the dot product after adding to each user's embedding the
+        normalised sum of learned vectors of the items the user interacted
+        with in fit, and to each item's the same over its users (SVD++,
+        Koren 2008, on both sides), whose tables ``alpha`` also penalises.
+        ``"gmf"``, ``"mf"`` and ``"svdpp"`` have no MLP: they ignore
+        ``hidden_layer_sizes``, ``activation`` and ``dropout``, and side
+        features enter them through a linear term.
 
     hidden_layer_sizes : array-like of shape (n_layers,), default=(64, 32)
         Widths of the hidden layers of the MLP; empty for none.
@@ -125,6 +130,13 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     learning_rate_init : float, default=1e-3
         The solver's initial learning rate.
+
+    weight_averaging : float in [0, 1) or None, default=None
+        If set, predict with an exponential moving average of the weights
+        over the optimizer's steps, this being its decay (0.97 averages about
+        the last 30 steps), and watch it for early stopping. Averaging smooths
+        the noise of the last steps out of the weights. ``partial_fit`` does
+        not average.
 
     max_iter : int, default=100
         Maximum number of epochs (passes over the training data).
@@ -287,6 +299,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             Interval(Integral, 1, None, closed="left"),
         ],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "weight_averaging": [Interval(Real, 0, 1, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -321,6 +334,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         solver="adam",
         learning_rate="constant",
         learning_rate_init=1e-3,
+        weight_averaging=None,
         max_iter=100,
         tol=1e-4,
         early_stopping=True,
@@ -351,6 +365,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.solver = solver
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.weight_averaging = weight_averaging
         self.max_iter = max_iter
         self.tol = tol
         self.early_stopping = early_stopping
@@ -504,8 +519,15 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         train, validation = self._split_validation(data, seed)
         with seeded(seed, device):
             module = self._initial_module(data, device, first_pass)
-            trainer = self._trainer(module, train, seed)
+            set_history(module, train)
+            trainer = self._trainer(
+                module, train, seed, averaging=self.weight_averaging
+            )
             history = self._run_epochs(trainer, validation)
+        module = trainer.averaged_module
+        # Predictions draw on every interaction of fit, the validation rows'
+        # included, as they would after a refit on all rows.
+        set_history(module, data)
         self._set_fitted_module(module, device, trainer)
         self._set_history(history)
 
@@ -521,6 +543,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         seed = (seed + (0 if first_pass else self.n_iter_)) % np.iinfo(np.int32).max
         with seeded(seed, device):
             module = self._initial_module(data, device, first_pass)
+            set_history(module, self.user_items_)
             trainer = self._trainer(module, data, seed, continue_optimizer=True)
             loss = trainer.train_epoch() * self._y_scale**2
         _raise_if_diverged(loss, 1, self.learning_rate_init)
@@ -562,7 +585,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         )
         return data, device
 
-    def _trainer(self, module, data, seed, continue_optimizer=False):
+    def _trainer(self, module, data, seed, continue_optimizer=False, averaging=None):
         trainer = Trainer(
             module,
             data,
@@ -575,6 +598,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             negatives_by_popularity=self.negative_sampling == "popularity",
             solver=self.solver,
             n_items=len(self.items_) + 1,
+            averaging=averaging,
         )
         state = getattr(self, "_optimizer_state", None)
         # Another solver's moments mean nothing to this one: it starts afresh.
@@ -753,7 +777,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 if validation is None
                 else self._validation_score(trainer, validation)
             )
-            history.record(loss, score, trainer.module)
+            history.record(loss, score, trainer.averaged_module)
             if self.verbose:
                 _print_epoch(epoch, loss, score, time.perf_counter() - start, trainer)
             if history.stalled_epochs > self.n_iter_no_change:
@@ -767,7 +791,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 ConvergenceWarning,
                 stacklevel=5,
             )
-        history.restore_best(trainer.module)
+        history.restore_best(trainer.averaged_module)
         return history
 
     def _lower_learning_rate(self, trainer):
@@ -780,12 +804,13 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         return True
 
     def _validation_score(self, trainer, validation):
+        module = trainer.averaged_module
         if self._implicit():
             n_items = len(self.items_) + 1
             return ndcg_of_held_out(
-                trainer.module, validation, trainer.sampler.positives, n_items
+                module, validation, trainer.sampler.positives, n_items
             )
-        return _r2(trainer.module, validation)
+        return _r2(module, validation)
 
     def _set_history(self, history):
         self.n_iter_ = len(history.losses)
@@ -904,6 +929,10 @@ class MatrixFactorization(NeuralRecommender):
     learning_rate_init : float, default=5e-3
         The solver's initial learning rate.
 
+    weight_averaging : float in [0, 1) or None, default=None
+        Decay of a moving average of the weights to predict with, as in
+        :class:`NeuralRecommender`.
+
     max_iter : int, default=100
         Maximum number of epochs.
 
@@ -1019,6 +1048,7 @@ class MatrixFactorization(NeuralRecommender):
         solver="adam",
         learning_rate="constant",
         learning_rate_init=5e-3,
+        weight_averaging=None,
         max_iter=100,
         tol=1e-4,
         early_stopping=True,
@@ -1044,6 +1074,7 @@ class MatrixFactorization(NeuralRecommender):
         self.solver = solver
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.weight_averaging = weight_averaging
         self.max_iter = max_iter
         self.tol = tol
         self.early_stopping = early_stopping

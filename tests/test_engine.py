@@ -293,3 +293,29 @@ def test_architectures_without_an_mlp_add_a_linear_feature_term(architecture):
         module(users, items, features) - module(users, items, torch.zeros(2, 2)),
         torch.tensor([0.5, -2.0]),
     )
+
+
+def test_svdpp_adds_the_normalised_history_sums():
+    torch.manual_seed(0)
+    module = EmbeddingMLP(n_users=4, n_items=5, embedding_dim=3, architecture="svdpp")
+    users = torch.tensor([1, 1, 2, 3, 3, 3])
+    items = torch.tensor([1, 2, 2, 1, 3, 4])
+    module.set_history(users, items)
+    y, x = module.history_tables["item"], module.history_tables["user"]
+    rows = module.embed(torch.tensor([3]), torch.tensor([2]))
+    user_row, item_row = module.with_history(
+        *rows, torch.tensor([3]), torch.tensor([2])
+    )
+    expected_p = rows[0][0, :-1] + (y[1] + y[3] + y[4]) / 3**0.5
+    expected_q = rows[1][0, :-1] + (x[1] + x[2]) / 2**0.5
+    torch.testing.assert_close(user_row[0, :-1], expected_p)
+    torch.testing.assert_close(item_row[0, :-1], expected_q)
+    assert user_row[0, -1] == rows[0][0, -1]
+    # The sparse product's hand-written backward is the dense one's.
+    (user_row.sum() + item_row.sum()).backward()
+    dense_y = y.detach().clone().requires_grad_()
+    dense_x = x.detach().clone().requires_grad_()
+    ((dense_y[1] + dense_y[3] + dense_y[4]) / 3**0.5).sum().backward()
+    ((dense_x[1] + dense_x[2]) / 2**0.5).sum().backward()
+    torch.testing.assert_close(y.grad, dense_y.grad)
+    torch.testing.assert_close(x.grad, dense_x.grad)

@@ -156,7 +156,7 @@ def test_bad_alpha_dict_is_rejected(ratings, alpha):
         NeuralRecommender(alpha=alpha).fit(X, y)
 
 
-@pytest.mark.parametrize("architecture", ["neumf", "mlp", "gmf", "mf"])
+@pytest.mark.parametrize("architecture", ["neumf", "mlp", "gmf", "mf", "svdpp"])
 def test_every_architecture_learns_and_recommends(ratings, architecture):
     X, y = ratings
     est = NeuralRecommender(**{**SMALL, "architecture": architecture}).fit(X, y)
@@ -179,6 +179,32 @@ def test_matrix_factorization_is_neural_recommender_with_mf(ratings):
     assert "hidden_layer_sizes" not in mf.get_params()
     assert mf.module_.mlp is None
     assert rmse(mf.predict(X), y) < 0.9 * rmse(np.full(len(y), y.mean()), y)
+
+
+def test_svdpp_grows_its_history_tables_in_partial_fit(ratings):
+    X, y = ratings
+    first = X["user_id"] < X["user_id"].median()
+    est = NeuralRecommender(**{**SMALL, "architecture": "svdpp"})
+    est.partial_fit(X[first], y[first]).partial_fit(X[~first], y[~first])
+    tables = est.module_.history_tables
+    assert len(tables["user"]) == len(est.users_) + 1
+    assert len(tables["item"]) == len(est.items_) + 1
+    # Every pair of both calls is in the histories.
+    assert len(est.module_.user_history) == est.user_items_.nnz
+    assert rmse(est.predict(X), y) < rmse(np.full(len(y), y.mean()), y)
+
+
+def test_weight_averaging_predicts_with_the_moving_average(ratings):
+    X, y = ratings
+    params = {**SMALL, "max_iter": 3, "early_stopping": False}
+    plain = NeuralRecommender(**params).fit(X, y)
+    # A decay of 0 averages nothing: the last weights.
+    last = NeuralRecommender(**params, weight_averaging=0.0).fit(X, y)
+    np.testing.assert_allclose(last.predict(X), plain.predict(X), rtol=1e-6)
+    # A decay near 1 keeps the weights near those of the first step, whose
+    # predictions hardly move from the mean rating.
+    slow = NeuralRecommender(**params, weight_averaging=0.9999).fit(X, y)
+    assert np.std(slow.predict(X)) < 0.5 * np.std(plain.predict(X))
 
 
 def test_same_random_state_gives_identical_predictions(ratings):

@@ -90,7 +90,8 @@ def scored_rows(module, users, items, features):
     if isinstance(module, EmbeddingMLP):
         features = module.side_features(users, items, features)
         user_rows, item_rows = module.embed(users, items)
-        return module.score(user_rows, item_rows, features), user_rows, item_rows
+        with_history = module.with_history(user_rows, item_rows, users, items)
+        return module.score(*with_history, features), user_rows, item_rows
     tables = embedding_tables(module)
     scores = module(users, items, features).reshape(-1)
     if not tables:

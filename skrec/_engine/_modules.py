@@ -24,12 +24,17 @@ GRID_BLOCK_PAIRS = 8192
 
 
 ARCHITECTURES = {
-    # name: (has an MLP, product of the embeddings)
-    "neumf": (True, "dot"),
-    "mlp": (True, None),
-    "gmf": (False, "weighted"),
-    "mf": (False, "dot"),
+    # name: (has an MLP, product of the embeddings, implicit histories)
+    "neumf": (True, "dot", False),
+    "mlp": (True, None, False),
+    "gmf": (False, "weighted", False),
+    "mf": (False, "dot", False),
+    "svdpp": (False, "dot", True),
 }
+
+# Initial scale of the history tables: their sums start near zero, so training
+# starts as plain matrix factorization.
+HISTORY_INIT_STD = 0.01
 
 
 class EmbeddingMLP(nn.Module):
@@ -81,13 +86,24 @@ class EmbeddingMLP(nn.Module):
         biases=True,
     ):
         super().__init__()
-        has_mlp, self.product = ARCHITECTURES[architecture]
+        has_mlp, self.product, has_history = ARCHITECTURES[architecture]
         self.biases = biases
         self.register_buffer("user_side", torch.zeros(n_users, n_user_features))
         self.register_buffer("item_side", torch.zeros(n_items, n_item_features))
         self.n_row_features = n_features - n_user_features - n_item_features
         self.user_table = _embedding_with_bias(n_users, embedding_dim)
         self.item_table = _embedding_with_bias(n_items, embedding_dim)
+        self.history_tables = None
+        if has_history:
+            self.history_tables = nn.ParameterDict(
+                {
+                    "item": _small_table(n_items, embedding_dim),
+                    "user": _small_table(n_users, embedding_dim),
+                }
+            )
+            self.set_history(
+                torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+            )
         self.global_bias = nn.Parameter(torch.zeros(()))
         self.mlp = self.output = self.feature_weights = None
         if n_features and not has_mlp:
@@ -102,7 +118,80 @@ class EmbeddingMLP(nn.Module):
 
     def forward(self, users, items, features=None):
         features = self.side_features(users, items, features)
-        return self.score(*self.embed(users, items), features)
+        user_rows, item_rows = self.embed(users, items)
+        return self.score(
+            *self.with_history(user_rows, item_rows, users, items), features
+        )
+
+    def set_history(self, users, items):
+        """Take the (user, item) code pairs whose implicit histories ``svdpp``
+        sums: each user's items and each item's users."""
+        n_rows = {
+            "user": self.user_table.num_embeddings,
+            "item": self.item_table.num_embeddings,
+        }
+        codes = {"user": users, "item": items}
+        norms = {
+            kind: torch.bincount(codes[kind], minlength=n_rows[kind])
+            .clamp(min=1)
+            .float()
+            .rsqrt()
+            for kind in codes
+        }
+        for kind, other in (("user", "item"), ("item", "user")):
+            order = torch.argsort(codes[kind], stable=True)
+            counts = torch.bincount(codes[kind], minlength=n_rows[kind])
+            self.register_buffer(f"{kind}_history_indptr", _offsets(counts))
+            self.register_buffer(f"{kind}_history", codes[other][order])
+            # Each kind's weights in its own row order, and the other kind's:
+            # the latter make this matrix the transpose of the other's.
+            self.register_buffer(
+                f"{kind}_history_weights", norms[kind][codes[kind][order]]
+            )
+            self.register_buffer(
+                f"{kind}_history_transposed", norms[other][codes[other][order]]
+            )
+
+    def with_history(self, user_rows, item_rows, users, items):
+        """The table rows with, for ``svdpp``, the normalised sums of the
+        history tables over each user's items and each item's users added to
+        the embeddings (SVD++ on both sides): ``p_u + |N(u)|^-1/2 sum_j y_j``."""
+        if self.history_tables is None:
+            return user_rows, item_rows
+        return (
+            _plus_embedding(user_rows, self._history_sums("user")[users]),
+            _plus_embedding(item_rows, self._history_sums("item")[items]),
+        )
+
+    def _history_sums(self, kind):
+        """Every user's (item's) normalised sum, as one sparse product.
+
+        Summing for all rows costs one pass over the interactions per step,
+        which sparse kernels do faster than gathering per batch row up to
+        millions of interactions.
+        """
+        other = "item" if kind == "user" else "user"
+        return _SparseProduct.apply(
+            self._history_matrix(kind, f"{kind}_history_weights"),
+            self._history_matrix(other, f"{other}_history_transposed"),
+            self.history_tables[other],
+        )
+
+    def _history_matrix(self, kind, weights):
+        indptr = getattr(self, f"{kind}_history_indptr")
+        n_columns = len(self.history_tables["item" if kind == "user" else "user"])
+        return torch.sparse_csr_tensor(
+            indptr,
+            getattr(self, f"{kind}_history"),
+            getattr(self, weights),
+            size=(len(indptr) - 1, n_columns),
+        )
+
+    def penalised_tables(self):
+        """Tables penalised as a whole at each step, by kind of ``alpha``."""
+        if self.history_tables is None:
+            return {}
+        return dict(self.history_tables)
 
     def side_features(self, users, items, features):
         """``features`` with the user and item columns of known IDs replaced by
@@ -151,7 +240,9 @@ class EmbeddingMLP(nn.Module):
         for a user costs. Per-row features have no value for unseen pairs:
         they are taken at their mean, 0 once standardised.
         """
-        user_rows, item_rows = self.embed(users, items)
+        user_rows, item_rows = self.with_history(
+            *self.embed(users, items), users, items
+        )
         p, user_bias = user_rows[:, :-1], user_rows[:, -1]
         q, item_bias = item_rows[:, :-1], item_rows[:, -1]
         # Concatenating the kept features to the embeddings puts the grid in
@@ -225,6 +316,34 @@ class EmbeddingMLP(nn.Module):
     def embedding_tables(self):
         """The user and item tables, whose row 0 stands for an unknown ID."""
         return {"user": self.user_table, "item": self.item_table}
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``matrix @ dense``, with the transpose given for the backward pass:
+    torch's own backward through a CSR product is slow on the CPU."""
+
+    @staticmethod
+    def forward(ctx, matrix, transposed, dense):
+        ctx.transposed = transposed
+        return matrix @ dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None, ctx.transposed @ grad
+
+
+def _offsets(counts):
+    """``[0, cumsum(counts)]``: where each code's run starts, and the end."""
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+def _plus_embedding(rows, extra):
+    """Table rows ``[p, b]`` with ``extra`` added to ``p``."""
+    return torch.cat([rows[:, :-1] + extra, rows[:, -1:]], dim=1)
+
+
+def _small_table(n_rows, dim):
+    return nn.Parameter(torch.randn(n_rows, dim) * HISTORY_INIT_STD)
 
 
 def _kept_or_given(codes, kept, given):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ._losses import LOSSES, NegativeSampler
 from ._modules import embedding_tables
@@ -80,6 +81,9 @@ class Trainer:
     n_items : int, default=None
         Rows of the item table, among which negatives are drawn; by default
         that of the module's item table.
+    averaging : float, default=None
+        If set, the decay of an exponential moving average of the weights,
+        updated after every step; ``averaged_module`` is then that average.
     """
 
     def __init__(
@@ -96,13 +100,26 @@ class Trainer:
         negatives_by_popularity=False,
         solver="adam",
         n_items=None,
+        averaging=None,
     ):
         self.module = module
+        self.averaged = None
+        if averaging is not None:
+            self.averaged = AveragedModel(
+                module, multi_avg_fn=get_ema_multi_avg_fn(averaging)
+            )
         self.data = data
         self.batch_size = batch_size
         alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
         tables = embedding_tables(module)
         self.penalised = bool(tables) and any(alphas.values())
+        # Tables penalised whole at each step, 1 / n_rows of alpha each time:
+        # alpha times their squared norm per epoch, as for the row penalty.
+        self.whole_tables = [
+            (alphas[kind] / len(data), table)
+            for kind, table in _penalised_tables(module).items()
+            if alphas[kind]
+        ]
         self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
         self.optimizer = make_optimizer(module, learning_rate, solver)
         self.loss = LOSSES[loss]
@@ -123,6 +140,12 @@ class Trainer:
             for kind, codes in (("user", data.users), ("item", data.items))
             if tables
         }
+
+    @property
+    def averaged_module(self):
+        """The module to predict with: the moving average of the weights, if
+        one is kept, else the trained module itself."""
+        return self.module if self.averaged is None else self.averaged.module
 
     @property
     def learning_rate(self):
@@ -157,13 +180,16 @@ class Trainer:
         """One optimizer step on ``batch``; returns the batch's data loss."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
+        penalty = 0.0
         if self.penalised:
             penalty = self.row_penalty(user_rows, batch.users, "user")
             penalty = penalty + self.row_penalty(item_rows, batch.items, "item")
-            (loss + penalty).backward()
-        else:
-            loss.backward()
+        for weight, table in self.whole_tables:
+            penalty = penalty + weight * table.square().sum()
+        (loss + penalty).backward()
         self.optimizer.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.module)
         return loss.detach()
 
     def row_penalty(self, rows, codes, kind):
@@ -247,6 +273,28 @@ def predict_scores(module, data, chunk_size=PREDICT_CHUNK_SIZE):
     return torch.cat(chunks).double().numpy()
 
 
+def set_history(module, pairs):
+    """Give a module with implicit histories (``svdpp``) the (user, item) code
+    pairs they sum over: the rows of ``Interactions``, or the nonzeros of a
+    scipy (user x item) matrix indexed by code - 1."""
+    if getattr(module, "history_tables", None) is None:
+        return
+    if isinstance(pairs, Interactions):
+        users, items = pairs.users, pairs.items
+    else:
+        coo = pairs.tocoo()
+        device = module.user_table.weight.device
+        users = torch.as_tensor(coo.row + 1, dtype=torch.int64, device=device)
+        items = torch.as_tensor(coo.col + 1, dtype=torch.int64, device=device)
+    module.set_history(users, items)
+
+
+def _penalised_tables(module):
+    if hasattr(module, "penalised_tables"):
+        return module.penalised_tables()
+    return {}
+
+
 def fill_unknown_rows(module):
     """Set row 0 of every embedding table to the mean of the known rows.
 
@@ -271,6 +319,13 @@ def grow_embedding_tables(module, n_rows):
                 fill = table.weight[1:].mean(dim=0, keepdim=True).expand(extra, -1)
                 table.weight = torch.nn.Parameter(torch.cat([table.weight, fill]))
                 table.num_embeddings = n_rows[kind]
+        for kind, table in _penalised_tables(module).items():
+            extra = n_rows[kind] - len(table)
+            if extra > 0:
+                # New rows of whole-table parameters start at 0: no history yet.
+                table.data = torch.cat(
+                    [table.data, table.new_zeros(extra, *table.shape[1:])]
+                )
 
 
 def keep_side_features(module, data, error):
