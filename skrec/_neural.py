@@ -38,6 +38,9 @@ from ._validation import (
 from .metrics import make_ranking_scorer
 
 AUTO_BATCH_SIZE = 1024
+# weight_averaging="auto": the decay, and the largest network it applies to.
+AUTO_AVERAGING = 0.99
+AUTO_AVERAGING_MAX_WEIGHTS = 4_000_000
 
 
 class NeuralRecommender(RecommendMixin, BaseRecommender):
@@ -104,7 +107,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         ``user_features``/``item_features`` are passed as given, not kept.
         Use a class or a module-level function so that the model pickles.
 
-    alpha : float or dict, default=50.0
+    alpha : float or dict, default=80.0
         Strength of the L2 penalty on the embedding and bias tables: the loss
         minimised is the sum of squared errors of the standardised ratings plus
         ``alpha`` times the squared norm of every user's and item's rows. Users
@@ -131,12 +134,16 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     learning_rate_init : float, default=1e-3
         The solver's initial learning rate.
 
-    weight_averaging : float in [0, 1) or None, default=None
-        If set, predict with an exponential moving average of the weights
-        over the optimizer's steps, this being its decay (0.97 averages about
-        the last 30 steps), and watch it for early stopping. Averaging smooths
-        the noise of the last steps out of the weights. ``partial_fit`` does
-        not average.
+    weight_averaging : float in [0, 1), "auto" or None, default="auto"
+        If a float, predict with an exponential moving average of the weights
+        over the optimizer's steps, this being its decay (0.99 averages about
+        the last 100 steps), and watch it for early stopping. Averaging smooths
+        the noise of the last steps out of the weights; on MovieLens-100K it
+        lowers the validation RMSE by about 0.01. It costs a pass over every
+        weight per step, so ``"auto"`` means 0.99 for networks of at most 4
+        million weights and no averaging for larger ones, whose steps touch
+        few of their rows. None predicts with the last weights.
+        ``partial_fit`` does not average.
 
     max_iter : int, default=100
         Maximum number of epochs (passes over the training data).
@@ -299,7 +306,11 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             Interval(Integral, 1, None, closed="left"),
         ],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "weight_averaging": [Interval(Real, 0, 1, closed="left"), None],
+        "weight_averaging": [
+            Interval(Real, 0, 1, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -329,12 +340,12 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         dropout=0.0,
         biases=True,
         module=None,
-        alpha=50.0,
+        alpha=80.0,
         batch_size="auto",
         solver="adam",
         learning_rate="constant",
         learning_rate_init=1e-3,
-        weight_averaging=None,
+        weight_averaging="auto",
         max_iter=100,
         tol=1e-4,
         early_stopping=True,
@@ -521,7 +532,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             module = self._initial_module(data, device, first_pass)
             set_history(module, train)
             trainer = self._trainer(
-                module, train, seed, averaging=self.weight_averaging
+                module, train, seed, averaging=self._weight_averaging(module)
             )
             history = self._run_epochs(trainer, validation)
         module = trainer.averaged_module
@@ -690,6 +701,12 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 f"{type(module).__name__}."
             )
         return module
+
+    def _weight_averaging(self, module):
+        if self.weight_averaging != "auto":
+            return self.weight_averaging
+        n_weights = sum(p.numel() for p in module.parameters())
+        return AUTO_AVERAGING if n_weights <= AUTO_AVERAGING_MAX_WEIGHTS else None
 
     def _n_features(self):
         return 0 if self._feature_mean is None else len(self._feature_mean)
@@ -929,9 +946,10 @@ class MatrixFactorization(NeuralRecommender):
     learning_rate_init : float, default=5e-3
         The solver's initial learning rate.
 
-    weight_averaging : float in [0, 1) or None, default=None
+    weight_averaging : float in [0, 1), "auto" or None, default=None
         Decay of a moving average of the weights to predict with, as in
-        :class:`NeuralRecommender`.
+        :class:`NeuralRecommender`; it does not help biased matrix
+        factorization, hence None.
 
     max_iter : int, default=100
         Maximum number of epochs.

@@ -319,3 +319,30 @@ def test_svdpp_adds_the_normalised_history_sums():
     ((dense_x[1] + dense_x[2]) / 2**0.5).sum().backward()
     torch.testing.assert_close(y.grad, dense_y.grad)
     torch.testing.assert_close(x.grad, dense_x.grad)
+
+
+def test_trainer_keeps_the_moving_average_of_the_weights():
+    module = make_module()
+    data = make_data()
+    trainer = Trainer(
+        module,
+        data,
+        batch_size=8,
+        learning_rate=0.01,
+        alpha=1.0,
+        seed=0,
+        averaging=0.5,
+    )
+    expected = [p.detach().clone() for p in module.parameters()]
+    for step in range(1, 6):
+        trainer.train_step(data.rows(slice(0, 8)))
+        decay = min(0.5, step / (9 + step))
+        expected = [
+            decay * e + (1 - decay) * p.detach()
+            for e, p in zip(expected, module.parameters(), strict=True)
+        ]
+    for average, value in zip(
+        trainer.averaged_module.parameters(), expected, strict=True
+    ):
+        torch.testing.assert_close(average, value)
+    assert trainer.averaged_module is not module

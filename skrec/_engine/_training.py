@@ -6,11 +6,11 @@ Python and no host-device copies.
 """
 
 import contextlib
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ._losses import LOSSES, NegativeSampler
 from ._modules import embedding_tables
@@ -84,6 +84,8 @@ class Trainer:
     averaging : float, default=None
         If set, the decay of an exponential moving average of the weights,
         updated after every step; ``averaged_module`` is then that average.
+        The decay of step ``t`` is ``min(averaging, (1 + t) / (10 + t))``, so
+        that the average follows the weights closely while they move fast.
     """
 
     def __init__(
@@ -103,11 +105,9 @@ class Trainer:
         averaging=None,
     ):
         self.module = module
-        self.averaged = None
-        if averaging is not None:
-            self.averaged = AveragedModel(
-                module, multi_avg_fn=get_ema_multi_avg_fn(averaging)
-            )
+        self.averaging = averaging
+        self.averaged = None if averaging is None else copy.deepcopy(module)
+        self.n_averaged = 0
         self.data = data
         self.batch_size = batch_size
         alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
@@ -145,7 +145,16 @@ class Trainer:
     def averaged_module(self):
         """The module to predict with: the moving average of the weights, if
         one is kept, else the trained module itself."""
-        return self.module if self.averaged is None else self.averaged.module
+        return self.module if self.averaged is None else self.averaged
+
+    @torch.no_grad()
+    def update_average(self):
+        """Move the average of the weights towards the current weights."""
+        self.n_averaged += 1
+        decay = min(self.averaging, self.n_averaged / (9 + self.n_averaged))
+        torch._foreach_lerp_(
+            list(self.averaged.parameters()), list(self.module.parameters()), 1 - decay
+        )
 
     @property
     def learning_rate(self):
@@ -189,7 +198,7 @@ class Trainer:
         (loss + penalty).backward()
         self.optimizer.step()
         if self.averaged is not None:
-            self.averaged.update_parameters(self.module)
+            self.update_average()
         return loss.detach()
 
     def row_penalty(self, rows, codes, kind):
