@@ -80,21 +80,23 @@ def validate_table(estimator, X, reset):
 def column_position(estimator, param, names, n_columns):
     """Position of the column that ``estimator.<param>`` names or indexes."""
     col = getattr(estimator, param)
+    return _position(f"{param}={col!r}", col, names, n_columns)
+
+
+def _position(label, col, names, n_columns):
+    """Position in ``X`` of the column ``col`` names or indexes; errors name
+    it by ``label``."""
     if isinstance(col, str):
         if names is None:
             raise ValueError(
-                f"{param}={col!r} is a column name, but X has no column names; "
-                "pass a DataFrame or give the column's position."
+                f"{label} is a column name, but X has no column names; pass a "
+                "DataFrame or give the column's position."
             )
         if col not in names:
-            raise ValueError(
-                f"{param}={col!r} is not a column of X; its columns are {names}."
-            )
+            raise ValueError(f"{label} is not a column of X; its columns are {names}.")
         return names.index(col)
     if not 0 <= col < n_columns:
-        raise ValueError(
-            f"{param}={col} is out of range for X with {n_columns} columns."
-        )
+        raise ValueError(f"{label} is out of range for X with {n_columns} columns.")
     return int(col)
 
 
@@ -137,29 +139,11 @@ def declared_columns(estimator, param, X, names, n_columns):
         columns = [columns]
     positions = set()
     for col in columns:
-        if isinstance(col, str):
-            if names is None:
-                raise ValueError(
-                    f"{param} names column {col!r}, but X has no column names; "
-                    "pass a DataFrame or give the columns' positions."
-                )
-            if col not in names:
-                raise ValueError(
-                    f"{param} names column {col!r}, which is not a column of X; "
-                    f"its columns are {names}."
-                )
-            positions.add(names.index(col))
-        elif isinstance(col, Integral) and not isinstance(col, bool):
-            if not 0 <= col < n_columns:
-                raise ValueError(
-                    f"{param} gives column {col}, which is out of range for X with "
-                    f"{n_columns} columns."
-                )
-            positions.add(int(col))
-        else:
+        if not isinstance(col, str | Integral) or isinstance(col, bool):
             raise ValueError(
                 f"{param} must list column names or positions, got {col!r}."
             )
+        positions.add(_position(f"{param} entry {col!r}", col, names, n_columns))
     return sorted(positions)
 
 

@@ -194,8 +194,14 @@ def test_user_features_that_vary_within_a_user_are_rejected(ratings, fitted):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"user_features": ["nope"]}, "user_features names column 'nope'"),
-        ({"item_features": [9]}, "item_features gives column 9, which is out of range"),
+        (
+            {"user_features": ["nope"]},
+            "user_features entry 'nope' is not a column of X",
+        ),
+        (
+            {"item_features": [9]},
+            "item_features entry 9 is out of range for X with 6 columns",
+        ),
         ({"user_features": ["user"]}, "user_features names an ID column"),
         (
             {"user_features": ["age"], "item_features": ["age"]},

@@ -5,6 +5,8 @@ float32 matrix -- and returns one score per row. Row 0 of every embedding table
 is reserved for IDs that were not seen in fit.
 """
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -180,12 +182,16 @@ class EmbeddingMLP(nn.Module):
     def _history_matrix(self, kind, weights):
         indptr = getattr(self, f"{kind}_history_indptr")
         n_columns = len(self.history_tables["item" if kind == "user" else "user"])
-        return torch.sparse_csr_tensor(
-            indptr,
-            getattr(self, f"{kind}_history"),
-            getattr(self, weights),
-            size=(len(indptr) - 1, n_columns),
-        )
+        with warnings.catch_warnings():
+            # torch flags its CSR support as beta; the product used here is
+            # covered by skrec's tests.
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+            return torch.sparse_csr_tensor(
+                indptr,
+                getattr(self, f"{kind}_history"),
+                getattr(self, weights),
+                size=(len(indptr) - 1, n_columns),
+            )
 
     def penalised_tables(self):
         """Tables penalised as a whole at each step, by kind of ``alpha``."""
