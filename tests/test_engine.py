@@ -346,3 +346,32 @@ def test_trainer_keeps_the_moving_average_of_the_weights():
     ):
         torch.testing.assert_close(average, value)
     assert trainer.averaged_module is not module
+
+
+def test_trainer_updates_a_long_average_every_few_steps():
+    module = make_module()
+    data = make_data()
+    trainer = Trainer(
+        module,
+        data,
+        batch_size=8,
+        learning_rate=0.01,
+        alpha=1.0,
+        seed=0,
+        averaging=0.99,
+    )
+    # A horizon of 100 steps, updated every 5 by the decay of 5 steps.
+    assert trainer.average_every == 5
+    expected = [p.detach().clone() for p in module.parameters()]
+    for step in range(1, 11):
+        trainer.train_step(data.rows(slice(0, 8)))
+        if step % 5 == 0:
+            decay = min(0.99, step / (9 + step)) ** 5
+            expected = [
+                decay * e + (1 - decay) * p.detach()
+                for e, p in zip(expected, module.parameters(), strict=True)
+            ]
+    for average, value in zip(
+        trainer.averaged_module.parameters(), expected, strict=True
+    ):
+        torch.testing.assert_close(average, value)
