@@ -652,29 +652,39 @@ def reference_table(results, models):
     return "\n".join(lines) + "\n"
 
 
-def targets_text(results, models, all_folds):
-    def status(ok):
-        return "**met**" if ok else "**not met**"
+def status(ok):
+    return "**met**" if ok else "**not met**"
 
+
+def bound_line(label, bound, measure):
+    """``- label <= bound: value, met``, where ``measure()`` gives the value, or
+    ``not measured`` when ``measure`` is None."""
+    if measure is None:
+        return f"- {label} <= {bound}: not measured"
+    value = measure()
+    return f"- {label} <= {bound}: {value:.4f}, {status(value <= bound)}"
+
+
+def targets_text(results, models, all_folds):
     lines = ["Targets (from the issue):", ""]
     has = set(models).__contains__
     u1 = 1 in results
-    if has("tuned") and all_folds:
-        value = mean_of(results, "tuned", "rmse")
-        lines.append(
-            f"- tuned mean RMSE <= {TUNED_MEAN_TARGET}: {value:.4f}, "
-            f"{status(value <= TUNED_MEAN_TARGET)}"
+    lines.append(
+        bound_line(
+            "tuned mean RMSE",
+            TUNED_MEAN_TARGET,
+            (lambda: mean_of(results, "tuned", "rmse"))
+            if has("tuned") and all_folds
+            else None,
         )
-    else:
-        lines.append(f"- tuned mean RMSE <= {TUNED_MEAN_TARGET}: not measured")
-    if has("tuned") and u1:
-        value = u1_of(results, "tuned", "rmse")
-        lines.append(
-            f"- tuned u1 RMSE <= {TUNED_U1_TARGET}: {value:.4f}, "
-            f"{status(value <= TUNED_U1_TARGET)}"
+    )
+    lines.append(
+        bound_line(
+            "tuned u1 RMSE",
+            TUNED_U1_TARGET,
+            (lambda: u1_of(results, "tuned", "rmse")) if has("tuned") and u1 else None,
         )
-    else:
-        lines.append(f"- tuned u1 RMSE <= {TUNED_U1_TARGET}: not measured")
+    )
     if has("tuned") and has("SVDpp"):
         refit = mean_of(results, "tuned", "fit_s")
         selection = mean_of(results, "tuned", "selection_s")
@@ -686,14 +696,15 @@ def targets_text(results, models, all_folds):
         )
     else:
         lines.append("- tuned fit per fold < SVD++'s: not measured")
-    if has("NeuralRecommender") and u1:
-        value = u1_of(results, "NeuralRecommender", "rmse")
-        lines.append(
-            f"- default NeuralRecommender u1 RMSE <= {NEURAL_U1_TARGET}: "
-            f"{value:.4f}, {status(value <= NEURAL_U1_TARGET)}"
+    lines.append(
+        bound_line(
+            "default NeuralRecommender u1 RMSE",
+            NEURAL_U1_TARGET,
+            (lambda: u1_of(results, "NeuralRecommender", "rmse"))
+            if has("NeuralRecommender") and u1
+            else None,
         )
-    else:
-        lines.append(f"- default NeuralRecommender u1 RMSE <= {NEURAL_U1_TARGET}: n/a")
+    )
     if has("baseline-biases") and has("BaselineOnly"):
         ours = mean_of(results, "baseline-biases", "rmse")
         theirs = mean_of(results, "BaselineOnly", "rmse")

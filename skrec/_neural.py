@@ -285,6 +285,28 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     (3,)
     >>> est.predict([[0, 10**6]])  # an item never seen in fit still gets a rating
     array([...])
+
+    Declared user and item features let ``recommend`` score every item and give
+    a new item a prediction from its features:
+
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({
+    ...     "user": [1, 1, 2, 2, 3, 3],
+    ...     "item": ["a", "b", "a", "c", "b", "c"],
+    ...     "age": [20.0, 20.0, 35.0, 35.0, 50.0, 50.0],
+    ...     "genre": [0.0, 1.0, 0.0, 1.0, 1.0, 1.0],
+    ... })
+    >>> est = NeuralRecommender(
+    ...     embedding_dim=4, user_col="user", item_col="item", user_features=["age"],
+    ...     item_features=["genre"], early_stopping=False, max_iter=5, random_state=0,
+    ... ).fit(X, [4, 2, 5, 3, 1, 2])
+    >>> est.recommend([1], n=1)  # the one item user 1 has not rated
+    array([['c']], dtype=object)
+    >>> new_item = pd.DataFrame(
+    ...     {"user": [1], "item": ["z"], "age": [20.0], "genre": [1.0]}
+    ... )
+    >>> est.predict(new_item).shape
+    (1,)
     """
 
     _parameter_constraints = {

@@ -321,7 +321,8 @@ def test_svdpp_adds_the_normalised_history_sums():
     torch.testing.assert_close(x.grad, dense_x.grad)
 
 
-def test_trainer_keeps_the_moving_average_of_the_weights():
+@pytest.mark.parametrize("averaging, every", [(0.5, 1), (0.99, 5)])
+def test_trainer_keeps_the_moving_average_of_the_weights(averaging, every):
     module = make_module()
     data = make_data()
     trainer = Trainer(
@@ -331,42 +332,16 @@ def test_trainer_keeps_the_moving_average_of_the_weights():
         learning_rate=0.01,
         alpha=1.0,
         seed=0,
-        averaging=0.5,
+        averaging=averaging,
     )
-    expected = [p.detach().clone() for p in module.parameters()]
-    for step in range(1, 6):
-        trainer.train_step(data.rows(slice(0, 8)))
-        decay = min(0.5, step / (9 + step))
-        expected = [
-            decay * e + (1 - decay) * p.detach()
-            for e, p in zip(expected, module.parameters(), strict=True)
-        ]
-    for average, value in zip(
-        trainer.averaged_module.parameters(), expected, strict=True
-    ):
-        torch.testing.assert_close(average, value)
-    assert trainer.averaged_module is not module
-
-
-def test_trainer_updates_a_long_average_every_few_steps():
-    module = make_module()
-    data = make_data()
-    trainer = Trainer(
-        module,
-        data,
-        batch_size=8,
-        learning_rate=0.01,
-        alpha=1.0,
-        seed=0,
-        averaging=0.99,
-    )
-    # A horizon of 100 steps, updated every 5 by the decay of 5 steps.
-    assert trainer.average_every == 5
+    # A long horizon (100 steps at 0.99) is updated every few steps, by the
+    # decay of those steps together.
+    assert trainer.average_every == every
     expected = [p.detach().clone() for p in module.parameters()]
     for step in range(1, 11):
         trainer.train_step(data.rows(slice(0, 8)))
-        if step % 5 == 0:
-            decay = min(0.99, step / (9 + step)) ** 5
+        if step % every == 0:
+            decay = min(averaging, step / (9 + step)) ** every
             expected = [
                 decay * e + (1 - decay) * p.detach()
                 for e, p in zip(expected, module.parameters(), strict=True)
@@ -375,3 +350,4 @@ def test_trainer_updates_a_long_average_every_few_steps():
         trainer.averaged_module.parameters(), expected, strict=True
     ):
         torch.testing.assert_close(average, value)
+    assert trainer.averaged_module is not module
