@@ -179,7 +179,12 @@ def evaluate(model, held_out, sampled=False):
 
 def neural_model(params, seed, args, n_epochs=None):
     """A NeuralRecommender; with ``n_epochs``, trained for exactly that many."""
-    model = NeuralRecommender(device=args.device, random_state=seed, **params)
+    # partial_fit, which draws the validation curves, does not average the
+    # weights: neither does the refit (unless a configuration says so), so
+    # that it trains the model selected.
+    model = NeuralRecommender(
+        device=args.device, random_state=seed, weight_averaging=None
+    ).set_params(**params)
     if n_epochs is not None:
         model.set_params(early_stopping=False, max_iter=n_epochs)
     return model
@@ -378,7 +383,8 @@ a curve stops {PATIENCE} epochs after its best smoothed value. The validation \
 figures below are these smoothed values.
 - Test: the chosen configuration is refitted on all non-test rows (train + \
 validation) for the chosen number of epochs (`early_stopping=False`, \
-`max_iter` = epochs) with `random_state` in {args.seeds}; PopularityRecommender \
+`max_iter` = epochs, `weight_averaging=None` like the `partial_fit` curves) \
+with `random_state` in {args.seeds}; PopularityRecommender \
 is fitted once (it does not depend on a seed; std 0).
 - Full ranking: `recommend(users, n={K}, exclude_seen=True)`, each user ranking \
 every item of the fitting data they did not interact with there; HR@{K} and \
