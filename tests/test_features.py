@@ -377,6 +377,32 @@ def test_custom_module_without_tables_learns_from_implicit_feedback(ratings):
     assert popular > never
 
 
+class UserOffsets(torch.nn.Module):
+    """A user table it reports and an item bias it does not."""
+
+    def __init__(self, n_users, n_items, n_features):
+        super().__init__()
+        self.users = torch.nn.Embedding(n_users, 1)
+        self.item_bias = torch.nn.Parameter(torch.zeros(n_items))
+
+    def forward(self, users, items, features=None):
+        return self.users(users).squeeze(1) + self.item_bias[items]
+
+    def embedding_tables(self):
+        return {"user": self.users}
+
+
+def test_alpha_penalises_the_one_table_a_custom_module_reports(ratings):
+    X, y = ratings
+    X = X[["user", "item"]]
+    params = {**SMALL, "module": UserOffsets, "learning_rate_init": 1e-2}
+    strong = NeuralRecommender(**{**params, "alpha": 1e4}).fit(X, y)
+    weak = NeuralRecommender(**{**params, "alpha": 0.0}).fit(X, y)
+    assert strong.module_.users.weight.norm() < 0.5 * weak.module_.users.weight.norm()
+    # The item bias has no table and no penalty: both fits learn it.
+    assert strong.module_.item_bias.std() > 0.1
+
+
 def test_module_factory_must_return_a_module(ratings):
     X, y = ratings
     with pytest.raises(TypeError, match="must return a torch.nn.Module, got dict"):

@@ -94,9 +94,9 @@ def scored_rows(module, users, items, features):
         return module.score(*with_history, features), user_rows, item_rows
     tables = embedding_tables(module)
     scores = module(users, items, features).reshape(-1)
-    if not tables:
-        return scores, None, None
-    return scores, tables["user"](users), tables["item"](items)
+    user_rows = tables["user"](users) if "user" in tables else None
+    item_rows = tables["item"](items) if "item" in tables else None
+    return scores, user_rows, item_rows
 
 
 def squared_error(module, batch, sampler=None):
@@ -130,9 +130,9 @@ def bayesian_personalized_ranking(module, batch, sampler):
 
 def _positive_rows(user_rows, item_rows, n_pos):
     """The table rows of the positives, which alone carry the penalty."""
-    if user_rows is None:
-        return None, None
-    return user_rows[:n_pos], item_rows[:n_pos]
+    return tuple(
+        None if rows is None else rows[:n_pos] for rows in (user_rows, item_rows)
+    )
 
 
 def _score_with_negatives(module, batch, sampler):

@@ -120,7 +120,6 @@ class Trainer:
         self.batch_size = batch_size
         alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
         tables = embedding_tables(module)
-        self.penalised = bool(tables) and any(alphas.values())
         # Tables penalised whole at each step, 1 / n_rows of alpha each time:
         # alpha times their squared norm per epoch, as for the row penalty.
         self.whole_tables = [
@@ -142,12 +141,13 @@ class Trainer:
                 by_popularity=negatives_by_popularity,
             )
         # Each table's strength is folded into its row weights: one less
-        # operation per step.
-        self.row_weights = {
-            kind: alphas[kind] * inverse_frequency(codes, tables[kind].num_embeddings)
-            for kind, codes in (("user", data.users), ("item", data.items))
-            if tables
-        }
+        # operation per step. Tables without a strength, or that the module
+        # does not report, get no row penalty.
+        self.row_weights = {}
+        for kind, codes in (("user", data.users), ("item", data.items)):
+            if alphas[kind] and kind in tables:
+                n_rows = tables[kind].num_embeddings
+                self.row_weights[kind] = alphas[kind] * inverse_frequency(codes, n_rows)
 
     @property
     def averaged_module(self):
@@ -199,9 +199,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
         penalty = 0.0
-        if self.penalised:
-            penalty = self.row_penalty(user_rows, batch.users, "user")
-            penalty = penalty + self.row_penalty(item_rows, batch.items, "item")
+        for kind, rows, codes in (
+            ("user", user_rows, batch.users),
+            ("item", item_rows, batch.items),
+        ):
+            if kind in self.row_weights:
+                penalty = penalty + self.row_penalty(rows, codes, kind)
         for weight, table in self.whole_tables:
             penalty = penalty + weight * table.square().sum()
         (loss + penalty).backward()
