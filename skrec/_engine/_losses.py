@@ -88,10 +88,7 @@ def scored_rows(module, users, items, features):
     tables it reports, or are None when it reports none.
     """
     if isinstance(module, EmbeddingMLP):
-        features = module.side_features(users, items, features)
-        user_rows, item_rows = module.embed(users, items)
-        with_history = module.with_history(user_rows, item_rows, users, items)
-        return module.score(*with_history, features), user_rows, item_rows
+        return module.score_with_rows(users, items, features)
     tables = embedding_tables(module)
     scores = module(users, items, features).reshape(-1)
     user_rows = tables["user"](users) if "user" in tables else None

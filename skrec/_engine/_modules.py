@@ -68,9 +68,9 @@ class EmbeddingMLP(nn.Module):
     that is how a new user or item gets a prediction from its features.
 
     A user's embedding and bias are one row ``[p_u, b_u]`` of one table (and
-    likewise for items), so a batch costs one lookup per table. ``embed`` and
-    ``score`` split the forward pass so that the trainer can penalise the very
-    rows the batch looked up.
+    likewise for items), so a batch costs one lookup per table.
+    ``score_with_rows`` returns the rows it looked up with the scores, so that
+    the trainer can penalise the very rows of the batch.
     """
 
     def __init__(
@@ -92,7 +92,6 @@ class EmbeddingMLP(nn.Module):
         self.biases = biases
         self.register_buffer("user_side", torch.zeros(n_users, n_user_features))
         self.register_buffer("item_side", torch.zeros(n_items, n_item_features))
-        self.n_row_features = n_features - n_user_features - n_item_features
         self.user_table = _embedding_with_bias(n_users, embedding_dim)
         self.item_table = _embedding_with_bias(n_items, embedding_dim)
         self.history_tables = None
@@ -119,11 +118,15 @@ class EmbeddingMLP(nn.Module):
             self.product_weight = nn.Parameter(torch.ones(embedding_dim))
 
     def forward(self, users, items, features=None):
+        return self.score_with_rows(users, items, features)[0]
+
+    def score_with_rows(self, users, items, features=None):
+        """Scores of pairs, and the table rows ``[p, b]`` they looked up, on
+        which the trainer puts its penalty."""
         features = self.side_features(users, items, features)
         user_rows, item_rows = self.embed(users, items)
-        return self.score(
-            *self.with_history(user_rows, item_rows, users, items), features
-        )
+        with_history = self.with_history(user_rows, item_rows, users, items)
+        return self.score(*with_history, features), user_rows, item_rows
 
     def set_history(self, users, items):
         """Take the (user, item) code pairs whose implicit histories ``svdpp``
@@ -133,17 +136,13 @@ class EmbeddingMLP(nn.Module):
             "item": self.item_table.num_embeddings,
         }
         codes = {"user": users, "item": items}
-        norms = {
-            kind: torch.bincount(codes[kind], minlength=n_rows[kind])
-            .clamp(min=1)
-            .float()
-            .rsqrt()
-            for kind in codes
+        counts = {
+            kind: torch.bincount(codes[kind], minlength=n_rows[kind]) for kind in codes
         }
+        norms = {kind: counts[kind].clamp(min=1).float().rsqrt() for kind in codes}
         for kind, other in (("user", "item"), ("item", "user")):
             order = torch.argsort(codes[kind], stable=True)
-            counts = torch.bincount(codes[kind], minlength=n_rows[kind])
-            self.register_buffer(f"{kind}_history_indptr", _offsets(counts))
+            self.register_buffer(f"{kind}_history_indptr", _offsets(counts[kind]))
             self.register_buffer(f"{kind}_history", codes[other][order])
             # Each kind's weights in its own row order, and the other kind's:
             # the latter make this matrix the transpose of the other's.
