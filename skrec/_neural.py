@@ -14,16 +14,15 @@ from ._base import BaseRecommender
 from ._encoding import encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, ARCHITECTURES, EmbeddingMLP
+from ._engine._optimizers import SOLVERS, resume_optimizer
 from ._engine._ranking import ndcg_of_held_out, score_matrix
 from ._engine._training import (
-    SOLVERS,
     Interactions,
     Trainer,
     fill_unknown_rows,
     grow_embedding_tables,
     keep_side_features,
     predict_scores,
-    resume_optimizer,
     seeded,
     set_history,
 )
@@ -144,6 +143,15 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         million weights and no averaging for larger ones, whose steps touch
         few of their rows. None predicts with the last weights.
         ``partial_fit`` does not average.
+
+    sparse_embeddings : bool or "auto", default="auto"
+        Give the embedding tables sparse gradients and update only the rows
+        of each batch, with a lazy Adam whose moments move only when their row
+        is in a batch (solvers ``"adam"`` and ``"adamw"``; the others stay
+        dense). A dense step reads and writes every row of every table, which
+        dominates training once the tables are much larger than a batch.
+        ``"auto"`` makes sparse the tables with more than 16 rows per row of a
+        batch: a million users at the default batch size, not MovieLens-100K.
 
     max_iter : int, default=100
         Maximum number of epochs (passes over the training data).
@@ -328,6 +336,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             Interval(Integral, 1, None, closed="left"),
         ],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "sparse_embeddings": ["boolean", StrOptions({"auto"})],
         "weight_averaging": [
             Interval(Real, 0, 1, closed="left"),
             StrOptions({"auto"}),
@@ -368,6 +377,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         learning_rate="constant",
         learning_rate_init=1e-3,
         weight_averaging="auto",
+        sparse_embeddings="auto",
         max_iter=100,
         tol=1e-4,
         early_stopping=True,
@@ -399,6 +409,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.weight_averaging = weight_averaging
+        self.sparse_embeddings = sparse_embeddings
         self.max_iter = max_iter
         self.tol = tol
         self.early_stopping = early_stopping
@@ -632,6 +643,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             solver=self.solver,
             n_items=len(self.items_) + 1,
             averaging=averaging,
+            sparse=self.sparse_embeddings,
         )
         state = getattr(self, "_optimizer_state", None)
         # Another solver's moments mean nothing to this one: it starts afresh.
@@ -973,6 +985,10 @@ class MatrixFactorization(NeuralRecommender):
         :class:`NeuralRecommender`; it does not help biased matrix
         factorization, hence None.
 
+    sparse_embeddings : bool or "auto", default="auto"
+        Update only the table rows of each batch, as in
+        :class:`NeuralRecommender`.
+
     max_iter : int, default=100
         Maximum number of epochs.
 
@@ -1089,6 +1105,7 @@ class MatrixFactorization(NeuralRecommender):
         learning_rate="constant",
         learning_rate_init=5e-3,
         weight_averaging=None,
+        sparse_embeddings="auto",
         max_iter=100,
         tol=1e-4,
         early_stopping=True,
@@ -1115,6 +1132,7 @@ class MatrixFactorization(NeuralRecommender):
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.weight_averaging = weight_averaging
+        self.sparse_embeddings = sparse_embeddings
         self.max_iter = max_iter
         self.tol = tol
         self.early_stopping = early_stopping

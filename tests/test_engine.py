@@ -7,8 +7,8 @@ import torch
 from skrec._engine import _modules
 from skrec._engine._device import available_devices, resolve_device
 from skrec._engine._modules import EmbeddingMLP
+from skrec._engine._optimizers import SOLVERS, LazyAdam, OptimizerGroup
 from skrec._engine._training import (
-    SOLVERS,
     Interactions,
     Trainer,
     fill_unknown_rows,
@@ -159,6 +159,91 @@ def test_every_solver_trains(solver):
     losses = [trainer.train_epoch() for _ in range(10)]
     assert losses[-1] < 0.5 * losses[0]
     assert type(trainer.optimizer).__name__.lower() == solver
+
+
+def test_lazy_adam_matches_torch_sparse_adam():
+    torch.manual_seed(0)
+    lazy, reference = (nn_embedding(sparse=True) for _ in range(2))
+    reference.load_state_dict(lazy.state_dict())
+    optimizers = {
+        lazy: LazyAdam(lazy.parameters(), lr=0.01),
+        reference: torch.optim.SparseAdam(list(reference.parameters()), lr=0.01),
+    }
+    for _ in range(20):
+        # Repeated rows within a batch must be summed, not overwritten.
+        rows = torch.randint(0, 50, (30,))
+        for table, optimizer in optimizers.items():
+            optimizer.zero_grad()
+            (table(rows) ** 2).sum().backward()
+            optimizer.step()
+    assert not torch.equal(lazy.weight, nn_embedding(sparse=True).weight)
+    torch.testing.assert_close(lazy.weight, reference.weight, rtol=0, atol=1e-5)
+
+
+def nn_embedding(sparse):
+    torch.manual_seed(0)
+    return torch.nn.Embedding(50, 4, sparse=sparse)
+
+
+def test_lazy_adam_moves_only_the_rows_of_the_batch():
+    table = nn_embedding(sparse=True)
+    before = table.weight.detach().clone()
+    optimizer = LazyAdam(table.parameters(), lr=0.1)
+    for rows in ([3, 3, 7], [7]):
+        optimizer.zero_grad()
+        table(torch.tensor(rows)).sum().backward()
+        optimizer.step()
+    moved = (table.weight != before).any(dim=1).nonzero().flatten().tolist()
+    assert moved == [3, 7]
+    # Adam's first step moves each coordinate by lr against the gradient's sign.
+    torch.testing.assert_close(table.weight[3], before[3] - 0.1)
+
+
+@pytest.mark.parametrize(
+    "sparse, solver, expected",
+    [
+        (True, "adam", {"user", "item"}),
+        (True, "adamw", {"user", "item"}),
+        (True, "sgd", set()),
+        (False, "adam", set()),
+        # 21 user rows exceed 16 rows per batch row at batch 1, 16 item rows do not.
+        ("auto", "adam", {"user"}),
+    ],
+)
+def test_trainer_gives_sparse_gradients_to_the_chosen_tables(sparse, solver, expected):
+    module = make_module()
+    trainer = Trainer(
+        module,
+        make_data(),
+        batch_size=1,
+        learning_rate=1e-2,
+        alpha=1.0,
+        seed=0,
+        solver=solver,
+        sparse=sparse,
+    )
+    data = make_data()
+    trainer.train_step(data.rows(slice(0, 1)))
+    tables = module.embedding_tables()
+    assert {kind for kind, table in tables.items() if table.weight.grad.is_sparse} == (
+        expected
+    )
+    assert isinstance(trainer.optimizer, OptimizerGroup) == bool(expected)
+
+
+def test_sparse_tables_train_and_leave_unseen_rows_alone():
+    module = make_module()
+    data = make_data()
+    # User 20 has no rows: a dense Adam would still move it by the penalty's
+    # momentum; the sparse update never touches it.
+    data = data.rows(data.users != 20)
+    before = module.user_table.weight[20].detach().clone()
+    trainer = Trainer(
+        module, data, batch_size=64, learning_rate=1e-2, alpha=1.0, seed=0, sparse=True
+    )
+    losses = [trainer.train_epoch() for _ in range(10)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert torch.equal(module.user_table.weight[20], before)
 
 
 def test_adamw_decays_the_layers_but_not_the_tables():

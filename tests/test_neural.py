@@ -701,6 +701,27 @@ def test_partial_fit_runs_one_epoch_per_call_and_carries_adam(ratings):
     assert int(est._optimizer_state["state"][0]["step"]) == 3 * n_batches
 
 
+def test_sparse_embeddings_fit_as_well_and_resume_their_moments(ratings):
+    X, y = ratings
+    dense = NeuralRecommender(**{**SMALL, "sparse_embeddings": False}).fit(X, y)
+    sparse = NeuralRecommender(**{**SMALL, "sparse_embeddings": True}).fit(X, y)
+    assert not np.array_equal(sparse.predict(X), dense.predict(X))
+    assert rmse(y, sparse.predict(X)) < 1.1 * rmse(y, dense.predict(X))
+    assert "optimizers" in sparse._optimizer_state
+    assert "optimizers" not in dense._optimizer_state
+    # The lazy moments carry over to partial_fit; Adam's step count goes on.
+    tables_state = sparse._optimizer_state["optimizers"][1]["state"][0]
+    steps = int(tables_state["step"])
+    sparse.partial_fit(X, y)
+    tables_state = sparse._optimizer_state["optimizers"][1]["state"][0]
+    n_batches = -(-len(X) // SMALL["batch_size"])
+    assert int(tables_state["step"]) == steps + n_batches
+    # Switching to dense updates starts the moments afresh, without error.
+    sparse.set_params(sparse_embeddings=False).partial_fit(X, y)
+    assert int(sparse._optimizer_state["state"][0]["step"]) == n_batches
+    assert np.isfinite(sparse.predict(X)).all()
+
+
 def test_partial_fit_epochs_differ_and_are_reproducible(ratings):
     X, y = ratings
     first = NeuralRecommender(**SMALL).partial_fit(X, y).partial_fit(X, y)

@@ -14,6 +14,7 @@ import torch
 
 from ._losses import LOSSES, NegativeSampler
 from ._modules import embedding_tables
+from ._optimizers import SPARSE_SOLVERS, make_optimizer
 
 PREDICT_CHUNK_SIZE = 262_144
 TABLES = ("user", "item")
@@ -89,6 +90,12 @@ class Trainer:
         long horizon the average is updated every few steps instead, by the
         decay of those steps together: the same average at a fraction of the
         cost of a pass over every weight.
+    sparse : bool or "auto", default=False
+        Give the embedding tables sparse gradients, updated row by row with
+        ``LazyAdam`` (solvers ``"adam"`` and ``"adamw"`` only). ``"auto"`` does
+        so for the tables with over ``SPARSE_ROWS_PER_BATCH_ROW`` rows per
+        row of a batch, whose dense updates would cost more than the rest of
+        a step.
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class Trainer:
         solver="adam",
         n_items=None,
         averaging=None,
+        sparse=False,
     ):
         self.module = module
         self.averaging = averaging
@@ -128,7 +136,11 @@ class Trainer:
             if alphas[kind]
         ]
         self.generator = torch.Generator(device=data.users.device).manual_seed(seed)
-        self.optimizer = make_optimizer(module, learning_rate, solver)
+        sparse_tables = _sparse_tables(tables, sparse, solver, batch_size)
+        for table in tables.values():
+            if isinstance(table, torch.nn.Embedding):
+                table.sparse = table in sparse_tables
+        self.optimizer = make_optimizer(module, learning_rate, solver, sparse_tables)
         self.loss = LOSSES[loss]
         self.sampler = None
         if loss != "mse":
@@ -229,55 +241,24 @@ class Trainer:
 # of its updates.
 AVERAGING_STRIDE = 0.05
 
-# Weight decay of "adamw" on the layers; the tables have the trainer's alpha.
-ADAMW_WEIGHT_DECAY = 0.01
-SGD_MOMENTUM = 0.9
-SOLVERS = ("adam", "adamw", "sgd", "adagrad")
+# sparse="auto": the table rows per batch row above which a table's rows are
+# updated sparsely.
+SPARSE_ROWS_PER_BATCH_ROW = 16
 
 
-def make_optimizer(module, learning_rate, solver="adam"):
-    """The optimizer named ``solver`` over the module's parameters.
-
-    Adam, AdamW and SGD use the fused kernel where the device has one, the
-    foreach kernel otherwise. AdamW decays the layers' weights only: the
-    embedding tables are shrunk by the trainer's per-row penalty.
-    """
-    params = list(module.parameters())
-    if solver == "adamw":
-        tables = {id(t.weight) for t in embedding_tables(module).values()}
-        params = [
-            {"params": [p for p in params if id(p) in tables], "weight_decay": 0.0},
-            {"params": [p for p in params if id(p) not in tables]},
-        ]
-    optimizer_class, options = {
-        "adam": (torch.optim.Adam, {}),
-        "adamw": (torch.optim.AdamW, {"weight_decay": ADAMW_WEIGHT_DECAY}),
-        "sgd": (torch.optim.SGD, {"momentum": SGD_MOMENTUM, "nesterov": True}),
-        "adagrad": (torch.optim.Adagrad, {}),
-    }[solver]
-    if solver == "adagrad":
-        return optimizer_class(params, lr=learning_rate, foreach=True, **options)
-    try:
-        return optimizer_class(params, lr=learning_rate, fused=True, **options)
-    except RuntimeError:
-        return optimizer_class(params, lr=learning_rate, foreach=True, **options)
-
-
-def resume_optimizer(optimizer, state):
-    """Load a previous optimizer ``state`` if it fits the current parameters.
-
-    Tables that grew for new IDs no longer match the saved moments; the
-    optimizer then starts afresh.
-    """
-    saved = state["state"]
-    for index, param in enumerate(
-        p for group in optimizer.param_groups for p in group["params"]
-    ):
-        moments = saved.get(index, {}).get("exp_avg")
-        if moments is not None and moments.shape != param.shape:
-            return False
-    optimizer.load_state_dict(state)
-    return True
+def _sparse_tables(tables, sparse, solver, batch_size):
+    """The ``nn.Embedding`` tables to give sparse gradients."""
+    if not sparse or solver not in SPARSE_SOLVERS:
+        return []
+    return [
+        table
+        for table in tables.values()
+        if isinstance(table, torch.nn.Embedding)
+        and (
+            sparse is True
+            or table.num_embeddings > SPARSE_ROWS_PER_BATCH_ROW * batch_size
+        )
+    ]
 
 
 def inverse_frequency(codes, n_rows):

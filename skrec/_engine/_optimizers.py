@@ -1,0 +1,169 @@
+"""Optimizers, including Adam over embedding tables with row-sparse gradients.
+
+A large embedding table gets few of its rows in a batch. A dense optimizer
+still reads and writes every row, its moments too, at every step, and the
+dense gradient fills the whole table with zeros first: with a million users
+that is most of a step. A sparse table's gradient holds the batch's rows only,
+and ``LazyAdam`` updates just those rows.
+"""
+
+import torch
+
+from ._modules import embedding_tables
+
+# Weight decay of "adamw" on the layers; the tables have the trainer's alpha.
+ADAMW_WEIGHT_DECAY = 0.01
+SGD_MOMENTUM = 0.9
+SOLVERS = ("adam", "adamw", "sgd", "adagrad")
+# Solvers that update the rows of a sparse table with LazyAdam: their own
+# rule for the tables is Adam's, without weight decay.
+SPARSE_SOLVERS = ("adam", "adamw")
+
+
+class LazyAdam(torch.optim.Optimizer):
+    """Adam on parameters with sparse gradients, updating only their rows.
+
+    The moments of a row move only at the steps whose batch holds it, as in
+    ``torch.optim.SparseAdam`` and TensorFlow's LazyAdam; the bias correction
+    counts every step. Duplicate rows of a gradient are summed with one sort
+    (``torch.unique``) and one ``index_add_``, where SparseAdam coalesces the
+    gradient and then masks each moment with it.
+
+    Parameters
+    ----------
+    params : iterable of torch.Tensor
+        Two-dimensional parameters whose gradients are sparse COO tensors
+        over their first dimension, as ``nn.Embedding(sparse=True)`` makes.
+    lr : float
+    betas : tuple of float, default=(0.9, 0.999)
+    eps : float, default=1e-8
+    """
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    self._update_rows(param, group)
+
+    def _update_rows(self, param, group):
+        state = self.state[param]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        state["step"] += 1
+        step = float(state["step"])
+        rows, grad = summed_rows(param.grad)
+        beta1, beta2 = group["betas"]
+        exp_avg = state["exp_avg"][rows].lerp_(grad, 1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2)
+        exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)
+        state["exp_avg"][rows] = exp_avg
+        state["exp_avg_sq"][rows] = exp_avg_sq
+        denominator = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(group["eps"])
+        step_size = group["lr"] / (1 - beta1**step)
+        param.index_add_(0, rows, exp_avg.div_(denominator), alpha=-step_size)
+
+
+def summed_rows(grad):
+    """The distinct rows of a sparse COO gradient and the sum of each one's values."""
+    indices, values = grad._indices()[0], grad._values()
+    rows, inverse = torch.unique(indices, return_inverse=True)
+    summed = values.new_zeros((len(rows), *values.shape[1:]))
+    return rows, summed.index_add_(0, inverse, values)
+
+
+class OptimizerGroup:
+    """Several optimizers stepped as one: a dense one and ``LazyAdam``.
+
+    It offers what the trainer and the estimator use of an optimizer:
+    ``step``, ``zero_grad``, ``param_groups`` and the state dict.
+    """
+
+    def __init__(self, optimizers):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self):
+        return [group for opt in self.optimizers for group in opt.param_groups]
+
+    def step(self):
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def zero_grad(self, set_to_none=True):
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):
+        return {"optimizers": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state):
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+
+
+def make_optimizer(module, learning_rate, solver="adam", sparse_tables=()):
+    """The optimizer named ``solver`` over the module's parameters.
+
+    Adam, AdamW and SGD use the fused kernel where the device has one, the
+    foreach kernel otherwise. AdamW decays the layers' weights only: the
+    embedding tables are shrunk by the trainer's per-row penalty. The tables
+    in ``sparse_tables`` (``nn.Embedding`` with ``sparse=True``) get
+    ``LazyAdam`` instead.
+    """
+    sparse = {id(table.weight) for table in sparse_tables}
+    params = [p for p in module.parameters() if id(p) not in sparse]
+    optimizer = _dense_optimizer(module, params, learning_rate, solver)
+    if not sparse:
+        return optimizer
+    tables = LazyAdam([table.weight for table in sparse_tables], lr=learning_rate)
+    return OptimizerGroup([optimizer, tables])
+
+
+def _dense_optimizer(module, params, learning_rate, solver):
+    if solver == "adamw":
+        tables = {id(t.weight) for t in embedding_tables(module).values()}
+        params = [
+            {"params": [p for p in params if id(p) in tables], "weight_decay": 0.0},
+            {"params": [p for p in params if id(p) not in tables]},
+        ]
+    optimizer_class, options = {
+        "adam": (torch.optim.Adam, {}),
+        "adamw": (torch.optim.AdamW, {"weight_decay": ADAMW_WEIGHT_DECAY}),
+        "sgd": (torch.optim.SGD, {"momentum": SGD_MOMENTUM, "nesterov": True}),
+        "adagrad": (torch.optim.Adagrad, {}),
+    }[solver]
+    if solver == "adagrad":
+        return optimizer_class(params, lr=learning_rate, foreach=True, **options)
+    try:
+        return optimizer_class(params, lr=learning_rate, fused=True, **options)
+    except RuntimeError:
+        return optimizer_class(params, lr=learning_rate, foreach=True, **options)
+
+
+def resume_optimizer(optimizer, state):
+    """Load a previous optimizer ``state`` if it fits the current parameters.
+
+    Tables that grew for new IDs no longer match the saved moments, and a
+    table may have switched between dense and sparse updates; the optimizer
+    then starts afresh.
+    """
+    optimizers = getattr(optimizer, "optimizers", [optimizer])
+    saved_states = state.get("optimizers", [state])
+    if len(optimizers) != len(saved_states):
+        return False
+    for current, saved in zip(optimizers, saved_states, strict=True):
+        params = [p for group in current.param_groups for p in group["params"]]
+        if len(params) != sum(len(g["params"]) for g in saved["param_groups"]):
+            return False
+        for index, param in enumerate(params):
+            moments = saved["state"].get(index, {}).get("exp_avg")
+            if moments is not None and moments.shape != param.shape:
+                return False
+    optimizer.load_state_dict(state)
+    return True
