@@ -1,11 +1,14 @@
-"""Fit throughput of NeuralRecommender against a plain PyTorch loop of the same module.
+"""Fit throughput of NeuralRecommender, a plain PyTorch loop and skorch, same module.
 
 Measures training samples per second per epoch on MovieLens-100K fold u1 (or
 synthetic ratings of the same size when the data are absent) for each batch
-size, and writes a markdown table and a plot to ``benchmarks/results/``.
+size, for skrec's ``fit``, a plain PyTorch loop and skorch's NeuralNetRegressor
+around the same EmbeddingMLP, and writes a markdown table and a plot to
+``benchmarks/results/``.
 
-    python benchmarks/throughput.py [--data-home DIR] [--batch-sizes 1024 16384]
-        [--repeats 5] [--epochs 3] [--device cpu]
+    python benchmarks/throughput.py [--data-home DIR]
+        [--batch-sizes 256 1024 4096 16384 65536] [--repeats 5] [--epochs 3]
+        [--skorch-epochs 1] [--device cpu]
 """
 
 import argparse
@@ -21,10 +24,12 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import sklearn
+import skorch
 import torch
 import torch.nn.functional as F
 from _common import RESULTS_DIR, default_data_home
 from sklearn.exceptions import ConvergenceWarning
+from skorch import NeuralNetRegressor
 
 import skrec
 from skrec import NeuralRecommender
@@ -36,9 +41,17 @@ from skrec.datasets import load_movielens, make_ratings
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=default_data_home())
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024, 16384])
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536]
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--skorch-epochs",
+        type=int,
+        default=1,
+        help="epochs of each timed skorch fit (skorch is slow at small batches)",
+    )
     parser.add_argument("--device", default="cpu")
     return parser.parse_args()
 
@@ -92,7 +105,7 @@ def time_skrec_fit(X, y, batch_size, epochs, device):
     return len(X) * estimator.n_iter_ / seconds
 
 
-def encode_for_plain_loop(X, y, device):
+def encode_ratings(X, y, device):
     """int64 codes (row 0 left for unknown IDs, as skrec does) and scaled targets."""
     user_codes, users = pd.factorize(X.iloc[:, 0])
     item_codes, items = pd.factorize(X.iloc[:, 1])
@@ -144,27 +157,67 @@ def time_plain_epochs(data, n_rows_by_kind, batch_size, epochs, device):
     return len(data["targets"]) * epochs / (time.perf_counter() - start)
 
 
+def skorch_net(n_rows_by_kind, batch_size, epochs, device):
+    """skorch's NeuralNetRegressor around the module ``plain_module`` builds."""
+    return NeuralNetRegressor(
+        plain_module(*n_rows_by_kind, device),
+        criterion=torch.nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=device,
+        verbose=0,
+    )
+
+
+def time_skorch_fit(data, n_rows_by_kind, batch_size, epochs, device):
+    """Samples/s of one skorch ``fit`` on a fresh net, on already encoded CPU tensors.
+
+    skorch's DataLoader gathers the batch rows one by one and moves each batch
+    to ``device``, so it gets the tensors on the CPU, where a DataLoader
+    expects them.
+    """
+    net = skorch_net(n_rows_by_kind, batch_size, epochs, device)
+    X = {"users": data["users"].cpu(), "items": data["items"].cpu()}
+    targets = data["targets"].cpu()
+    synchronize(device)
+    start = time.perf_counter()
+    net.fit(X, targets)
+    synchronize(device)
+    return len(targets) * len(net.history) / (time.perf_counter() - start)
+
+
 def synchronize(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+def rotated(names, repeat):
+    """``names`` rotated left by ``repeat``, so that each goes first in turn."""
+    shift = repeat % len(names)
+    return names[shift:] + names[:shift]
+
+
 def measure(X, y, args, device):
-    """Samples/s of skrec and of the plain loop per repeat, per batch size."""
-    data, n_rows_by_kind = encode_for_plain_loop(X, y, device)
+    """Samples/s of skrec, the plain loop and skorch per repeat, per batch size."""
+    data, n_rows_by_kind = encode_ratings(X, y, device)
     runners = {
         "skrec": lambda b, e: time_skrec_fit(X, y, b, e, args.device),
         "plain": lambda b, e: time_plain_epochs(data, n_rows_by_kind, b, e, device),
+        "skorch": lambda b, e: time_skorch_fit(data, n_rows_by_kind, b, e, device),
     }
+    epochs = {"skrec": args.epochs, "plain": args.epochs, "skorch": args.skorch_epochs}
     results = {}
     for batch_size in args.batch_sizes:
         for run in runners.values():
             run(batch_size, 1)
         rates = {name: [] for name in runners}
         for repeat in range(args.repeats):
-            order = list(runners) if repeat % 2 == 0 else list(runners)[::-1]
-            for name in order:
-                rates[name].append(runners[name](batch_size, args.epochs))
+            for name in rotated(list(runners), repeat):
+                rates[name].append(runners[name](batch_size, epochs[name]))
         results[batch_size] = rates
         print(repeats_line(batch_size, rates))
     return results
@@ -178,20 +231,22 @@ def repeats_line(batch_size, rates):
 
 
 def report_header(args, device, source, seconds, load_before):
-    return f"""# Fit throughput: skrec against a plain PyTorch loop
+    return f"""# Fit throughput: skrec against a plain PyTorch loop and skorch
 
 - Date: {datetime.datetime.now().isoformat(timespec="seconds")}
 - Machine: {platform.platform()}, {platform.processor() or platform.machine()}, \
 {os.cpu_count()} CPUs
 - Versions: torch {torch.__version__}, numpy {np.__version__}, scikit-learn \
-{sklearn.__version__}, skrec {skrec.__version__}, Python {platform.python_version()}
+{sklearn.__version__}, skorch {skorch.__version__}, skrec {skrec.__version__}, \
+Python {platform.python_version()}
 - torch.get_num_threads(): {torch.get_num_threads()}; device: {device}
 - 1-minute load average before / after the run: {load_before:.2f} / \
 {os.getloadavg()[0]:.2f} (other jobs on the machine slow both sides, often a lot)
 - Data: {source}
 - Command: `python benchmarks/throughput.py --batch-sizes \
 {" ".join(map(str, args.batch_sizes))} --repeats {args.repeats} \
---epochs {args.epochs} --device {args.device}`; run time {seconds:.0f} s
+--epochs {args.epochs} --skorch-epochs {args.skorch_epochs} --device {args.device}`; \
+run time {seconds:.0f} s
 
 Protocol:
 - skrec: `NeuralRecommender(batch_size=B, max_iter={args.epochs}, \
@@ -202,9 +257,21 @@ whole `fit()`, so validation of X, ID encoding and per-epoch bookkeeping are inc
 epoch `torch.randperm` + slicing, `Adam(fused=True)`, `F.mse_loss`, \
 `zero_grad(set_to_none=True)`; only the {args.epochs} epochs are timed. It has no \
 L2 penalty on embedding rows (skrec's `alpha`): a deliberate handicap for skrec.
+- skorch: `NeuralNetRegressor(module, criterion=MSELoss, optimizer=Adam, lr=1e-3, \
+batch_size=B, max_epochs={args.skorch_epochs}, train_split=None, \
+iterator_train__shuffle=True, device={device}, verbose=0)`, where `module` is the \
+plain loop's `EmbeddingMLP` (same construction and seed); skorch's defaults \
+otherwise: no validation split, its default callbacks only (epoch timer, train-loss \
+recording, silent print log), its DataLoader gathering each batch row by row, \
+torch's default (non-fused) Adam, no L2 penalty. X is the dict {{"users", "items"}} \
+of the plain loop's encoded tensors (on the CPU), passed to `forward` as keyword \
+arguments; samples/s = rows x epochs / wall time of `net.fit()` (encoding not \
+timed). Its timed fits run {args.skorch_epochs} epoch(s) (`--skorch-epochs`) \
+against {args.epochs} for the others: samples/s is a per-epoch rate either way, \
+but fewer epochs weigh the fixed per-fit cost more.
 - One untimed warm-up (1-epoch fit / 1 epoch) each per batch size, then \
-{args.repeats} repeats alternating skrec and plain (order flipped every repeat); \
-figures are medians over the repeats.
+{args.repeats} repeats of the three, their order rotated every repeat so that \
+each goes first in turn; figures are medians over the repeats.
 """
 
 
@@ -217,13 +284,15 @@ def medians(results):
 
 def results_table(results):
     lines = [
-        "| batch size | skrec samples/s | plain loop samples/s | ratio skrec/plain |",
-        "|---:|---:|---:|---:|",
+        "| batch size | skrec samples/s | plain loop samples/s | skorch samples/s "
+        "| skrec/plain | skrec/skorch |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for batch_size, rate in medians(results).items():
         lines.append(
             f"| {batch_size:,} | {rate['skrec']:,.0f} | {rate['plain']:,.0f} | "
-            f"{rate['skrec'] / rate['plain']:.2f} |"
+            f"{rate['skorch']:,.0f} | {rate['skrec'] / rate['plain']:.2f} | "
+            f"{rate['skrec'] / rate['skorch']:.2f} |"
         )
     lines += ["", "Samples/s of each repeat, in order:", ""]
     lines += [repeats_line(b, rates) for b, rates in results.items()]
@@ -235,14 +304,21 @@ def plot_results(results, title, path):
     results = medians(results)
     batch_sizes = list(results)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, label in (("skrec", "skrec fit()"), ("plain", "plain PyTorch loop")):
+    lines = (
+        ("skrec", "skrec fit()"),
+        ("plain", "plain PyTorch loop"),
+        ("skorch", "skorch NeuralNetRegressor"),
+    )
+    for name, label in lines:
         ax.plot(batch_sizes, [results[b][name] for b in batch_sizes], "o-", label=label)
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.set_xticks(batch_sizes, [f"{b:,}" for b in batch_sizes])
     ax.set_xlabel("batch size")
-    ax.set_ylabel("training samples / s")
+    ax.set_ylabel("training samples / s (log scale)")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
-    ax.set_ylim(bottom=0)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
