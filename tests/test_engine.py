@@ -161,6 +161,35 @@ def test_every_solver_trains(solver):
     assert type(trainer.optimizer).__name__.lower() == solver
 
 
+@pytest.mark.parametrize("architecture", ["neumf", "svdpp"])
+@pytest.mark.parametrize("loss", ["mse", "bpr"])
+def test_penalty_gradients_equal_those_of_the_penalised_loss(architecture, loss):
+    with seeded(0, torch.device("cpu")):
+        module = EmbeddingMLP(21, 16, embedding_dim=4, architecture=architecture)
+    data = make_data()
+    trainer = Trainer(
+        module, data, batch_size=64, learning_rate=1e-2, alpha=3.0, seed=0, loss=loss
+    )
+    if architecture == "svdpp":
+        module.set_history(data.users, data.items)
+    batch = data.rows(slice(0, 64))
+    state = trainer.generator.get_state()
+    trainer.backward(batch)
+    fast = {name: p.grad.clone() for name, p in module.named_parameters()}
+    module.zero_grad()
+    trainer.generator.set_state(state)  # the same negatives
+    loss_value, user_rows, item_rows = trainer.loss(module, batch, trainer.sampler)
+    penalty = trainer.row_penalty(user_rows, batch.users, "user")
+    penalty = penalty + trainer.row_penalty(item_rows, batch.items, "item")
+    for weight, table in trainer.whole_tables:
+        penalty = penalty + weight * table.square().sum()
+    (loss_value + penalty).backward()
+    assert trainer.row_weights and (architecture != "svdpp" or trainer.whole_tables)
+    for name, param in module.named_parameters():
+        torch.testing.assert_close(fast[name], param.grad, rtol=1e-5, atol=1e-7)
+    assert fast["user_table.weight"].abs().sum() > 0
+
+
 def test_lazy_adam_matches_torch_sparse_adam():
     torch.manual_seed(0)
     lazy, reference = (nn_embedding(sparse=True) for _ in range(2))

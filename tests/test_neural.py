@@ -132,7 +132,7 @@ def test_solvers_fit(ratings, solver):
     X, y = ratings
     rate = {"adamw": 1e-3, "sgd": 0.05, "adagrad": 0.05}[solver]
     est = NeuralRecommender(
-        **{**SMALL, "solver": solver, "learning_rate_init": rate, "max_iter": 10}
+        **{**SMALL, "solver": solver, "learning_rate_init": rate, "max_iter": 15}
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

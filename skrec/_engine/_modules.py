@@ -396,7 +396,10 @@ def _embedding_with_bias(n_rows, embedding_dim):
     """A table of rows ``[p, b]``: small random vectors ``p``, biases ``b`` at 0."""
     table = nn.Embedding(n_rows, embedding_dim + 1)
     with torch.no_grad():
-        nn.init.normal_(table.weight[:, :-1], std=EMBEDDING_INIT_STD)
+        # The table starts standard normal: scaling it is one contiguous pass,
+        # where drawing anew into the strided columns is several times slower
+        # (seconds for a million users).
+        table.weight[:, :-1] *= EMBEDDING_INIT_STD
         table.weight[:, -1] = 0.0
     return table
 

@@ -7,6 +7,9 @@ Python and no host-device copies.
 
 import contextlib
 import copy
+import ctypes
+import ctypes.util
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,10 +198,12 @@ class Trainer:
         starts = range(0, n_rows, self.batch_size)
         # Batch losses stay on the device until the epoch ends: reading each one
         # back would synchronise every step.
-        losses = [
-            self.train_step(self.data.rows(order[start : start + self.batch_size]))
-            for start in starts
-        ]
+        losses = []
+        for step, start in enumerate(starts, start=1):
+            batch = self.data.rows(order[start : start + self.batch_size])
+            losses.append(self.train_step(batch))
+            if step % RELEASE_MEMORY_EVERY == 0:
+                release_freed_memory()
         sizes = torch.tensor(
             [min(self.batch_size, n_rows - start) for start in starts],
             dtype=torch.float64,
@@ -209,22 +214,35 @@ class Trainer:
     def train_step(self, batch):
         """One optimizer step on ``batch``; returns the batch's data loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
-        penalty = 0.0
-        for kind, rows, codes in (
-            ("user", user_rows, batch.users),
-            ("item", item_rows, batch.items),
-        ):
-            if kind in self.row_weights:
-                penalty = penalty + self.row_penalty(rows, codes, kind)
-        for weight, table in self.whole_tables:
-            penalty = penalty + weight * table.square().sum()
-        (loss + penalty).backward()
+        loss = self.backward(batch)
         self.optimizer.step()
         self.n_steps += 1
         if self.averaged is not None and self.n_steps % self.average_every == 0:
             self.update_average()
         return loss.detach()
+
+    def backward(self, batch):
+        """Gradients of the batch's loss and penalties; returns the data loss.
+
+        The row penalty's gradient is known in closed form, so it enters the
+        backward pass as the gradient of the rows rather than as more terms
+        of the loss: two operations per table instead of a dozen forward and
+        backward.
+        """
+        loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
+        objective = loss
+        for weight, table in self.whole_tables:
+            objective = objective + weight * table.square().sum()
+        roots, gradients = [objective], [None]
+        for kind, rows, codes in (
+            ("user", user_rows, batch.users),
+            ("item", item_rows, batch.items),
+        ):
+            if kind in self.row_weights:
+                roots.append(rows)
+                gradients.append(self.row_penalty_gradient(rows, codes, kind))
+        torch.autograd.backward(roots, gradients)
+        return loss
 
     def row_penalty(self, rows, codes, kind):
         """Mean squared norm of a batch's table rows, each times the table's
@@ -235,6 +253,11 @@ class Trainer:
         average far more than frequent ones, as a Gaussian prior would.
         """
         return (rows.square().sum(dim=1) * self.row_weights[kind][codes]).mean()
+
+    def row_penalty_gradient(self, rows, codes, kind):
+        """The gradient of ``row_penalty`` with respect to ``rows``."""
+        scale = self.row_weights[kind][codes] * (2 / len(codes))
+        return rows.detach() * scale[:, None]
 
 
 # Share of the moving average's horizon, 1 / (1 - decay) steps, between two
@@ -259,6 +282,34 @@ def _sparse_tables(tables, sparse, solver, batch_size):
             or table.num_embeddings > SPARSE_ROWS_PER_BATCH_ROW * batch_size
         )
     ]
+
+
+# Steps between two hand-backs of freed memory to the operating system.
+RELEASE_MEMORY_EVERY = 64
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def release_freed_memory():
+    """Give the memory that past steps freed back to the operating system.
+
+    Each step allocates and frees buffers whose sizes vary with the batch
+    (its distinct rows, for instance). glibc keeps such freed memory in its
+    heap, fragmented, and the resident memory of a long epoch then grows by
+    about a megabyte per step: gigabytes over 100M interactions. Trimming
+    every few dozen steps keeps it flat, at no measurable cost. Elsewhere than
+    on glibc this does nothing.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def inverse_frequency(codes, n_rows):
