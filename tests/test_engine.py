@@ -7,7 +7,7 @@ import torch
 from skrec._engine import _modules
 from skrec._engine._device import available_devices, resolve_device
 from skrec._engine._modules import EmbeddingMLP
-from skrec._engine._optimizers import SOLVERS, LazyAdam, OptimizerGroup
+from skrec._engine._optimizers import SOLVERS, Adam, AdamW, LazyAdam, OptimizerGroup
 from skrec._engine._training import (
     Interactions,
     Trainer,
@@ -163,7 +163,12 @@ def test_every_solver_trains(solver):
 
 @pytest.mark.parametrize("architecture", ["neumf", "svdpp"])
 @pytest.mark.parametrize("loss", ["mse", "bpr"])
-def test_penalty_gradients_equal_those_of_the_penalised_loss(architecture, loss):
+# 64 rows outnumber both tables' rows, 10 rows neither: the gradient goes to
+# the whole tables or to the batch's rows.
+@pytest.mark.parametrize("n_rows", [64, 10])
+def test_penalty_gradients_equal_those_of_the_penalised_loss(
+    architecture, loss, n_rows
+):
     with seeded(0, torch.device("cpu")):
         module = EmbeddingMLP(21, 16, embedding_dim=4, architecture=architecture)
     data = make_data()
@@ -172,7 +177,7 @@ def test_penalty_gradients_equal_those_of_the_penalised_loss(architecture, loss)
     )
     if architecture == "svdpp":
         module.set_history(data.users, data.items)
-    batch = data.rows(slice(0, 64))
+    batch = data.rows(slice(0, n_rows))
     state = trainer.generator.get_state()
     trainer.backward(batch)
     fast = {name: p.grad.clone() for name, p in module.named_parameters()}
@@ -188,6 +193,45 @@ def test_penalty_gradients_equal_those_of_the_penalised_loss(architecture, loss)
     for name, param in module.named_parameters():
         torch.testing.assert_close(fast[name], param.grad, rtol=1e-5, atol=1e-7)
     assert fast["user_table.weight"].abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "lean, reference, options",
+    [
+        (Adam, torch.optim.Adam, {}),
+        (AdamW, torch.optim.AdamW, {"weight_decay": 0.01}),
+        (Adam, torch.optim.Adam, {"amsgrad": True}),
+    ],
+)
+def test_lean_fused_adam_steps_exactly_as_torch(lean, reference, options, monkeypatch):
+    modules = [make_module(), make_module()]
+    optimizers = [
+        lean(modules[0].parameters(), lr=1e-2, fused=True, **options),
+        reference(modules[1].parameters(), lr=1e-2, fused=True, **options),
+    ]
+    data = make_data()
+    for step in range(5):
+        for module, optimizer in zip(modules, optimizers, strict=True):
+            optimizer.zero_grad()
+            loss = (module(data.users, data.items) - data.targets).square().mean()
+            loss.backward()
+            if step == 0:
+                optimizer.step()
+                continue
+            if optimizer is optimizers[1]:
+                optimizer.step()
+                continue
+            with monkeypatch.context() as patch:
+                if not options.get("amsgrad"):
+                    # The lean step must not fall back on torch's.
+                    patch.setattr(type(optimizer), "step", None)
+                optimizer.lean_step()
+    for ours, theirs in zip(*(m.parameters() for m in modules), strict=True):
+        assert torch.equal(ours, theirs)
+    assert torch.equal(
+        optimizers[0].state_dict()["state"][0]["step"],
+        optimizers[1].state_dict()["state"][0]["step"],
+    )
 
 
 def test_lazy_adam_matches_torch_sparse_adam():
@@ -327,12 +371,13 @@ def test_predict_in_chunks_equals_one_pass():
         ((), "relu", 0.0),
     ],
 )
-@pytest.mark.parametrize("block_pairs", [1 << 13, 20])
+@pytest.mark.parametrize("block_pairs", [1 << 13, 20, 5])
 @pytest.mark.parametrize("architecture", ["neumf", "mlp", "gmf", "mf"])
 def test_score_matrix_equals_scoring_every_pair(
     hidden_layer_sizes, activation, dropout, block_pairs, architecture, monkeypatch
 ):
-    # Blocks of 20 pairs hold one user's 16 items: the grid is scored in 3.
+    # Blocks of 20 pairs hold one user's 16 items; blocks of 5 pairs split a
+    # user's items in 4, the last one short.
     monkeypatch.setattr(_modules, "GRID_BLOCK_PAIRS", block_pairs)
     with seeded(0, torch.device("cpu")):
         module = EmbeddingMLP(

@@ -190,6 +190,8 @@ class EmbeddingMLP(nn.Module):
                 getattr(self, f"{kind}_history"),
                 getattr(self, weights),
                 size=(len(indptr) - 1, n_columns),
+                # Built from sorted codes, valid by construction.
+                check_invariants=False,
             )
 
     def penalised_tables(self):
@@ -308,14 +310,16 @@ class EmbeddingMLP(nn.Module):
         hidden_item = item_input @ weight_item.T
         n_users, n_items = len(user_input), len(item_input)
         mlp_score = hidden_user.new_empty((n_users, n_items))
-        # Blocks of rows small enough for the (rows, items, width) hidden
-        # tensors to stay in cache: the grid is memory-bound otherwise.
-        rows = max(1, GRID_BLOCK_PAIRS // max(1, n_items))
-        for start in range(0, n_users, rows):
-            block = slice(start, start + rows)
-            hidden = hidden_user[block, None, :] + hidden_item[None, :, :]
-            hidden = _forward_in_place(rest, hidden)
-            mlp_score[block] = self.output(hidden).squeeze(-1)
+        # Blocks of (users, items) small enough for their (users, items, width)
+        # hidden tensors to stay in cache: the grid is memory-bound otherwise.
+        columns = min(n_items, GRID_BLOCK_PAIRS)
+        rows = max(1, GRID_BLOCK_PAIRS // max(1, columns))
+        for row in range(0, n_users, rows):
+            for column in range(0, n_items, columns):
+                block = slice(row, row + rows), slice(column, column + columns)
+                hidden = hidden_user[block[0], None, :] + hidden_item[None, block[1]]
+                hidden = _forward_in_place(rest, hidden)
+                mlp_score[block] = self.output(hidden).squeeze(-1)
         return mlp_score
 
     def embedding_tables(self):

@@ -53,20 +53,21 @@ class LazyAdam(torch.optim.Optimizer):
         state = self.state[param]
         if not state:
             state["step"] = torch.tensor(0.0)
-            state["exp_avg"] = torch.zeros_like(param)
-            state["exp_avg_sq"] = torch.zeros_like(param)
+            # Both moments of a row side by side: one gather and one scatter
+            # of random rows per step instead of two each.
+            state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
         state["step"] += 1
         step = float(state["step"])
         rows, grad = summed_rows(param.grad)
         beta1, beta2 = group["betas"]
-        exp_avg = state["exp_avg"][rows].lerp_(grad, 1 - beta1)
-        exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2)
-        exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)
-        state["exp_avg"][rows] = exp_avg
-        state["exp_avg_sq"][rows] = exp_avg_sq
+        moments = state["moments"][rows]
+        exp_avg, exp_avg_sq = moments[:, 0], moments[:, 1]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        state["moments"][rows] = moments
         denominator = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(group["eps"])
         step_size = group["lr"] / (1 - beta1**step)
-        param.index_add_(0, rows, exp_avg.div_(denominator), alpha=-step_size)
+        param.index_add_(0, rows, exp_avg / denominator, alpha=-step_size)
 
 
 def summed_rows(grad):
@@ -75,6 +76,91 @@ def summed_rows(grad):
     rows, inverse = torch.unique(indices, return_inverse=True)
     summed = values.new_zeros((len(rows), *values.shape[1:]))
     return rows, summed.index_add_(0, inverse, values)
+
+
+class _LeanFusedStep:
+    """torch's fused Adam or AdamW with ``lean_step``, which calls the fused
+    kernel directly.
+
+    ``torch.optim.Adam.step`` spends about as long in Python, regrouping the
+    parameters and their state and running the step hooks, as the fused
+    kernel spends on a small network (0.15 ms of 0.35 ms at MovieLens scale,
+    where a whole step takes 4 ms). Once torch's first step has made the
+    state, ``lean_step`` hands the same tensors to the kernel, with the same
+    options; in any other case (amsgrad, sparse or missing gradients, tensor
+    learning rates, a torch without the kernel) it runs ``step``. It runs no
+    step hooks.
+    """
+
+    def lean_step(self):
+        groups = getattr(self, "_kernel_groups", None) or self._kernel_arguments()
+        grads = [[p.grad for p in params] for _, params, *_ in groups or ()]
+        if not groups or any(g is None or g.is_sparse for gs in grads for g in gs):
+            self.step()
+            return
+        self._kernel_groups = groups
+        with torch.no_grad():
+            for (kernel, params, tensors, steps, group), group_grads in zip(
+                groups, grads, strict=True
+            ):
+                torch._foreach_add_(steps, 1)
+                kernel(params, group_grads, *tensors, [], steps, **_options(group))
+
+    def load_state_dict(self, state_dict):
+        self._kernel_groups = None
+        super().load_state_dict(state_dict)
+
+    def _kernel_arguments(self):
+        """``(kernel, params, moments, steps, group)`` per group, or None
+        when the kernel cannot run them."""
+        groups = []
+        for group in self.param_groups:
+            params = group["params"]
+            states = [self.state.get(p) for p in params]
+            decoupled = group.get("decoupled_weight_decay", isinstance(self, AdamW))
+            kernel = getattr(
+                torch, "_fused_adamw_" if decoupled else "_fused_adam_", None
+            )
+            if (
+                kernel is None
+                or not group.get("fused")
+                or group["amsgrad"]
+                or group["maximize"]
+                or group.get("differentiable")
+                or not isinstance(group["lr"], float)
+                or not all(states)
+            ):
+                return None
+            moments = (
+                [state["exp_avg"] for state in states],
+                [state["exp_avg_sq"] for state in states],
+            )
+            steps = [state["step"] for state in states]
+            groups.append((kernel, params, moments, steps, group))
+        return groups
+
+
+def _options(group):
+    beta1, beta2 = group["betas"]
+    return {
+        "amsgrad": False,
+        "lr": group["lr"],
+        "beta1": beta1,
+        "beta2": beta2,
+        "weight_decay": group["weight_decay"],
+        "eps": group["eps"],
+        "maximize": False,
+        "grad_scale": None,
+        "found_inf": None,
+    }
+
+
+class Adam(_LeanFusedStep, torch.optim.Adam):
+    """``torch.optim.Adam`` with a leaner fused step."""
+
+
+class AdamW(_LeanFusedStep, torch.optim.AdamW):
+    """``torch.optim.AdamW`` with a leaner fused step."""
 
 
 class OptimizerGroup:
@@ -94,6 +180,10 @@ class OptimizerGroup:
     def step(self):
         for optimizer in self.optimizers:
             optimizer.step()
+
+    def lean_step(self):
+        for optimizer in self.optimizers:
+            getattr(optimizer, "lean_step", optimizer.step)()
 
     def zero_grad(self, set_to_none=True):
         for optimizer in self.optimizers:
@@ -133,8 +223,8 @@ def _dense_optimizer(module, params, learning_rate, solver):
             {"params": [p for p in params if id(p) not in tables]},
         ]
     optimizer_class, options = {
-        "adam": (torch.optim.Adam, {}),
-        "adamw": (torch.optim.AdamW, {"weight_decay": ADAMW_WEIGHT_DECAY}),
+        "adam": (Adam, {}),
+        "adamw": (AdamW, {"weight_decay": ADAMW_WEIGHT_DECAY}),
         "sgd": (torch.optim.SGD, {"momentum": SGD_MOMENTUM, "nesterov": True}),
         "adagrad": (torch.optim.Adagrad, {}),
     }[solver]
@@ -162,8 +252,11 @@ def resume_optimizer(optimizer, state):
         if len(params) != sum(len(g["params"]) for g in saved["param_groups"]):
             return False
         for index, param in enumerate(params):
-            moments = saved["state"].get(index, {}).get("exp_avg")
-            if moments is not None and moments.shape != param.shape:
-                return False
+            for moments in ("exp_avg", "moments"):
+                saved_moments = saved["state"].get(index, {}).get(moments)
+                if saved_moments is not None and (
+                    saved_moments.shape[:1] != param.shape[:1]
+                ):
+                    return False
     optimizer.load_state_dict(state)
     return True

@@ -8,8 +8,10 @@ import torch
 
 from ._losses import PairSet
 
-# Pairs scored per chunk: bounds the memory of one score matrix.
-PAIRS_PER_CHUNK = 1 << 17
+# Pairs scored per chunk: bounds the memory of one score matrix (16 MB in
+# float32), while giving each chunk enough users to share the work done once
+# per item, such as the item half of the first MLP layer.
+PAIRS_PER_CHUNK = 1 << 22
 
 
 def score_matrix(module, user_codes, item_codes):

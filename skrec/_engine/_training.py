@@ -144,6 +144,7 @@ class Trainer:
             if isinstance(table, torch.nn.Embedding):
                 table.sparse = table in sparse_tables
         self.optimizer = make_optimizer(module, learning_rate, solver, sparse_tables)
+        self.step_optimizer = getattr(self.optimizer, "lean_step", self.optimizer.step)
         self.loss = LOSSES[loss]
         self.sampler = None
         if loss != "mse":
@@ -158,6 +159,7 @@ class Trainer:
         # Each table's strength is folded into its row weights: one less
         # operation per step. Tables without a strength, or that the module
         # does not report, get no row penalty.
+        self.tables = tables
         self.row_weights = {}
         for kind, codes in (("user", data.users), ("item", data.items)):
             if alphas[kind] and kind in tables:
@@ -215,7 +217,7 @@ class Trainer:
         """One optimizer step on ``batch``; returns the batch's data loss."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.backward(batch)
-        self.optimizer.step()
+        self.step_optimizer()
         self.n_steps += 1
         if self.averaged is not None and self.n_steps % self.average_every == 0:
             self.update_average()
@@ -238,9 +240,17 @@ class Trainer:
             ("user", user_rows, batch.users),
             ("item", item_rows, batch.items),
         ):
-            if kind in self.row_weights:
+            if kind not in self.row_weights:
+                continue
+            table = self.tables[kind]
+            if getattr(table, "sparse", False) or table.num_embeddings > len(codes):
                 roots.append(rows)
                 gradients.append(self.row_penalty_gradient(rows, codes, kind))
+            else:
+                # Fewer table rows than batch rows: the same gradient, summed
+                # per table row, costs less.
+                roots.append(table.weight)
+                gradients.append(self.table_penalty_gradient(table, codes, kind))
         torch.autograd.backward(roots, gradients)
         return loss
 
@@ -258,6 +268,12 @@ class Trainer:
         """The gradient of ``row_penalty`` with respect to ``rows``."""
         scale = self.row_weights[kind][codes] * (2 / len(codes))
         return rows.detach() * scale[:, None]
+
+    def table_penalty_gradient(self, table, codes, kind):
+        """The gradient of ``row_penalty`` with respect to the whole ``table``."""
+        counts = torch.bincount(codes, minlength=table.num_embeddings)
+        scale = self.row_weights[kind] * counts * (2 / len(codes))
+        return table.weight.detach() * scale[:, None]
 
 
 # Share of the moving average's horizon, 1 / (1 - decay) steps, between two
