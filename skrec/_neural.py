@@ -283,6 +283,12 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     with the bias terms of biased matrix factorization added, since an MLP
     alone learns a dot product poorly (Rendle et al., RecSys 2020).
 
+    Duplicate (user, item) rows are kept: each is one more observation of the
+    pair, so a pair rated twice weighs twice in the loss, as a rating repeated
+    in the data would in any regressor; ``recommend`` counts the pair as seen
+    once. Constant ratings give constant predictions. A single user or a
+    single item is a valid table.
+
     Examples
     --------
     >>> from skrec import NeuralRecommender

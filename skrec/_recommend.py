@@ -101,7 +101,11 @@ class RecommendMixin:
                 )
             top_columns.append(columns.cpu())
             top_scores.append(values.cpu())
-        columns = torch.cat(top_columns) if top_columns else torch.empty((0, 0))
+        if not top_columns:
+            # No users: no rows, but as many columns as for any user.
+            top_columns = [torch.empty((0, min(n, len(candidates))), dtype=torch.long)]
+            top_scores = [torch.empty(top_columns[0].shape)]
+        columns = torch.cat(top_columns)
         item_ids = self.items_[candidates[columns.long()].numpy() - 1]
         if return_scores:
             return item_ids, torch.cat(top_scores).double().numpy()

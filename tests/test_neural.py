@@ -806,3 +806,49 @@ def test_predict_and_recommend_from_threads_match_serial_calls(fitted, ratings):
     for scores, items in results:
         np.testing.assert_array_equal(scores, expected_scores)
         np.testing.assert_array_equal(items, expected_items)
+
+
+def test_duplicate_rows_weigh_as_repeated_observations():
+    X = pd.DataFrame({"user": [1, 1, 2, 2], "item": ["a", "b", "a", "b"]})
+    y = np.array([5.0, 1.0, 4.0, 2.0])
+    params = dict(SMALL, early_stopping=False, max_iter=200, alpha=0.0)
+    params["learning_rate_init"] = 0.01
+
+    def prediction_of_1a(extra_ratings):
+        """The prediction for (1, "a") when it is rated again ``extra_ratings``."""
+        extra = pd.DataFrame({"user": 1, "item": ["a"] * len(extra_ratings)})
+        data = pd.concat([X, extra], ignore_index=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est = NeuralRecommender(**params).fit(data, np.append(y, extra_ratings))
+        assert est.user_items_.nnz == 4 and est.user_items_.max() == 1
+        return est.predict(pd.DataFrame({"user": [1], "item": ["a"]}))[0]
+
+    # Rated 5 then 1: the least-squares fit is their mean, 3; a second 1
+    # pulls it to 7 / 3, a second 5 to 11 / 3.
+    low, mean, high = (prediction_of_1a(r) for r in ([1.0, 1.0], [1.0], [5.0, 1.0]))
+    assert low < mean - 0.3 and high > mean + 0.3
+    assert abs(mean - 3.0) < 0.3
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        {"user": [7] * 6, "item": list("abcdef")},
+        {"user": list(range(6)), "item": ["z"] * 6},
+    ],
+)
+def test_a_single_user_or_item_fits(X):
+    X = pd.DataFrame(X)
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 3.0])
+    est = NeuralRecommender(**{**SMALL, "early_stopping": False}).fit(X, y)
+    predictions = est.predict(X)
+    assert predictions.shape == (6,) and np.isfinite(predictions).all()
+    assert est.recommend([X["user"][0]], n=1).shape == (1, 1)
+
+
+def test_constant_ratings_give_constant_predictions(ratings):
+    X, _ = ratings
+    est = NeuralRecommender(**SMALL).fit(X, np.full(len(X), 4.0))
+    np.testing.assert_allclose(est.predict(X.iloc[:50]), 4.0)
+    assert np.isfinite(est.score(X.iloc[:50], np.full(50, 4.0)))

@@ -184,3 +184,9 @@ def test_recommend_works_for_rating_models(clicks):
 def test_recommend_rejects_bad_n(ranker, n):
     with pytest.raises(ValueError, match="n must be a positive int"):
         ranker.recommend(ranker.users_[:1], n=n)
+
+
+def test_recommend_for_no_users_has_n_columns(ranker):
+    items, scores = ranker.recommend([], n=3, return_scores=True)
+    assert items.shape == scores.shape == (0, 3)
+    assert ranker.recommend(np.array([], dtype=object), n=100).shape == (0, 40)
