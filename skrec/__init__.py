@@ -2,8 +2,7 @@
 
 from ._baselines import BaselineRecommender, PopularityRecommender
 from ._neural import MatrixFactorization, NeuralRecommender
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = [
     "BaselineRecommender",

@@ -6,6 +6,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._encoding import build_vocabulary, encode_ids, raise_for_unknown
 from ._sklearn_compat import _fit_context
 from ._validation import column_label, validate_table
+from ._version import PICKLE_FORMAT, __version__
 
 
 class BaseRecommender(RegressorMixin, BaseEstimator):
@@ -65,6 +66,22 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
         if self.handle_unknown == "error":
             raise_for_unknown(users, user_codes, items, item_codes)
         return user_codes, item_codes, features
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_skrec_pickle"] = {"version": __version__, "format": PICKLE_FORMAT}
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_skrec_pickle", {"version": "unknown", "format": None})
+        if saved["format"] != PICKLE_FORMAT:
+            raise ValueError(
+                f"This {type(self).__name__} was saved by skrec {saved['version']} "
+                f"in pickle format {saved['format']}; skrec {__version__} reads "
+                f"format {PICKLE_FORMAT} only. Load it with skrec "
+                f"{saved['version']} and refit, or refit it with this version."
+            )
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from skrec import MatrixFactorization, NeuralRecommender, _neural
+from skrec import MatrixFactorization, NeuralRecommender, _base, _neural
 from skrec._engine import _training
 from skrec.datasets import make_ratings
 
@@ -852,3 +852,28 @@ def test_constant_ratings_give_constant_predictions(ratings):
     est = NeuralRecommender(**SMALL).fit(X, np.full(len(X), 4.0))
     np.testing.assert_allclose(est.predict(X.iloc[:50]), 4.0)
     assert np.isfinite(est.score(X.iloc[:50], np.full(50, 4.0)))
+
+
+def test_pickles_of_another_format_fail_with_a_clear_version_error(
+    fitted, ratings, monkeypatch
+):
+    X, _ = ratings
+    # Another release with the same pickle format loads.
+    monkeypatch.setattr(_base, "__version__", "0.0.9")
+    same_format = pickle.dumps(fitted)
+    monkeypatch.setattr(_base, "PICKLE_FORMAT", 0)
+    old_format = pickle.dumps(fitted)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(
+        pickle.loads(same_format).predict(X), fitted.predict(X)
+    )
+    message = (
+        "This NeuralRecommender was saved by skrec 0.0.9 in pickle format 0; "
+        r"skrec .* reads format 1 only"
+    )
+    with pytest.raises(ValueError, match=message):
+        pickle.loads(old_format)
+    unmarked = fitted.__getstate__()
+    del unmarked["_skrec_pickle"]
+    with pytest.raises(ValueError, match="saved by skrec unknown in pickle format"):
+        NeuralRecommender().__setstate__(unmarked)
