@@ -2,6 +2,7 @@
 
 from ._baselines import BaselineRecommender, PopularityRecommender
 from ._neural import MatrixFactorization, NeuralRecommender
+from ._persistence import SKOPS_TRUSTED_TYPES
 from ._version import __version__
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "MatrixFactorization",
     "NeuralRecommender",
     "PopularityRecommender",
+    "SKOPS_TRUSTED_TYPES",
     "__version__",
 ]

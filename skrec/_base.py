@@ -68,7 +68,9 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
         return user_codes, item_codes, features
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: outside scikit-learn's own modules, its __getstate__ hands
+        # back the instance's live __dict__.
+        state = dict(super().__getstate__())
         state["_skrec_pickle"] = {"version": __version__, "format": PICKLE_FORMAT}
         return state
 

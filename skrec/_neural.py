@@ -22,6 +22,7 @@ from ._engine._training import (
     fill_unknown_rows,
     grow_embedding_tables,
     keep_side_features,
+    load_tensors,
     predict_scores,
     seeded,
     set_history,
@@ -545,20 +546,30 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         return self.loss != "mse"
 
     def __getstate__(self):
-        # Pickles carry the network on the CPU so that they load anywhere.
         state = super().__getstate__()
         # The optimizer's moments only serve partial_fit; a loaded model's
         # partial_fit starts them afresh.
         state.pop("_optimizer_state", None)
         if "module_" in state:
-            state["module_"] = copy.deepcopy(self.module_).cpu()
+            # The network travels as numpy arrays, which load on any device
+            # and which skops.io can read without running pickled torch code.
+            state["module_"] = {
+                name: tensor.detach().cpu().numpy()
+                for name, tensor in self.module_.state_dict().items()
+            }
+            state["device_"] = str(self.device_)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "module_" in state:
             self.device_ = _loadable_device(self.device_)
-            self.module_.to(self.device_)
+            n_rows = {"user": len(self.users_) + 1, "item": len(self.items_) + 1}
+            # Building the network draws initial weights: that must not move
+            # the caller's random state.
+            with seeded(0, torch.device("cpu")):
+                module = self._new_module(n_rows)
+            self.module_ = load_tensors(module, self.module_).to(self.device_)
 
     # -- fitting ----------------------------------------------------------------
 
@@ -709,25 +720,29 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         if not first_pass:
             module = copy.deepcopy(self.module_).to(device)
             grow_embedding_tables(module, n_rows)
-        elif self.module is not None:
-            module = self._custom_module(n_rows).to(device)
         else:
-            module = EmbeddingMLP(
-                n_users=n_rows["user"],
-                n_items=n_rows["item"],
-                n_features=self._n_features(),
-                embedding_dim=self.embedding_dim,
-                hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
-                activation=self.activation,
-                dropout=self.dropout,
-                architecture=self.architecture,
-                n_user_features=self._n_side_features[0],
-                n_item_features=self._n_side_features[1],
-                biases=self.biases,
-            ).to(device)
+            module = self._new_module(n_rows).to(device)
         if isinstance(module, EmbeddingMLP):
             keep_side_features(module, data, self._side_feature_error)
         return module
+
+    def _new_module(self, n_rows):
+        """A freshly initialised network with ``n_rows`` rows per table."""
+        if self.module is not None:
+            return self._custom_module(n_rows)
+        return EmbeddingMLP(
+            n_users=n_rows["user"],
+            n_items=n_rows["item"],
+            n_features=self._n_features(),
+            embedding_dim=self.embedding_dim,
+            hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
+            activation=self.activation,
+            dropout=self.dropout,
+            architecture=self.architecture,
+            n_user_features=self._n_side_features[0],
+            n_item_features=self._n_side_features[1],
+            biases=self.biases,
+        )
 
     def _custom_module(self, n_rows):
         module = self.module(

@@ -877,3 +877,11 @@ def test_pickles_of_another_format_fail_with_a_clear_version_error(
     del unmarked["_skrec_pickle"]
     with pytest.raises(ValueError, match="saved by skrec unknown in pickle format"):
         NeuralRecommender().__setstate__(unmarked)
+
+
+def test_pickling_leaves_the_fitted_model_untouched(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).fit(X, y)
+    module, state = est.module_, dict(est.__dict__)
+    pickle.dumps(est)
+    assert est.module_ is module and est.__dict__.keys() == state.keys()

@@ -415,6 +415,28 @@ def grow_embedding_tables(module, n_rows):
                 )
 
 
+def load_tensors(module, arrays):
+    """Set the parameters and buffers of ``module`` to the arrays of a state
+    dict, whatever their shapes; returns the module.
+
+    A fitted network's tables may have grown, and its histories and kept
+    features have data-dependent shapes, so ``load_state_dict`` into a fresh
+    module would not fit them.
+    """
+    for name, array in arrays.items():
+        owner_name, _, attribute = name.rpartition(".")
+        owner = module.get_submodule(owner_name)
+        value = torch.as_tensor(np.array(array))
+        current = getattr(owner, attribute)
+        if isinstance(current, torch.nn.Parameter):
+            current.data = value
+        else:
+            setattr(owner, attribute, value)
+    for table in embedding_tables(module).values():
+        table.num_embeddings = len(table.weight)
+    return module
+
+
 def keep_side_features(module, data, error):
     """Keep in ``module`` the declared user and item features of ``data``'s rows.
 
