@@ -545,6 +545,11 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     def _implicit(self):
         return self.loss != "mse"
 
+    def _constant_loss(self):
+        """The training loss of a constant score: the variance of the ratings
+        for ``"mse"``, log 2 per pair for the implicit losses."""
+        return np.log(2.0) if self._implicit() else self._y_scale**2
+
     def __getstate__(self):
         state = super().__getstate__()
         # The optimizer's moments only serve partial_fit; a loaded model's
@@ -607,7 +612,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             set_history(module, self.user_items_)
             trainer = self._trainer(module, data, seed, continue_optimizer=True)
             loss = trainer.train_epoch() * self._y_scale**2
-        _raise_if_diverged(loss, 1, self.learning_rate_init)
+        _raise_if_diverged(loss, 1, self.learning_rate_init, self._constant_loss())
         self._set_fitted_module(module, device, trainer)
         if first_pass:
             self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], None
@@ -843,7 +848,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                     stacklevel=5,
                 )
                 break
-            _raise_if_diverged(loss, epoch, self.learning_rate_init)
+            _raise_if_diverged(
+                loss, epoch, self.learning_rate_init, self._constant_loss()
+            )
             score = (
                 None
                 if validation is None
@@ -927,12 +934,26 @@ class _History:
             module.load_state_dict(self.best_state)
 
 
-def _raise_if_diverged(loss, epoch, learning_rate):
+# A training loss this many times that of a constant prediction means that
+# training diverged, even while it stays finite: Adam's normalised steps keep
+# the weights finite at learning rates that wreck the model.
+DIVERGED_LOSS_FACTOR = 1_000
+
+
+def _raise_if_diverged(loss, epoch, learning_rate, constant_loss):
     if not np.isfinite(loss):
-        raise FloatingPointError(
-            f"Training diverged in epoch {epoch}: the loss became {loss}. Lower "
-            f"learning_rate_init (now {learning_rate})."
+        reason = f"the loss became {loss}"
+    elif loss > DIVERGED_LOSS_FACTOR * constant_loss:
+        reason = (
+            f"the loss reached {loss:.3g}, over {DIVERGED_LOSS_FACTOR} times the "
+            f"{constant_loss:.3g} of a constant prediction"
         )
+    else:
+        return
+    raise FloatingPointError(
+        f"Training diverged in epoch {epoch}: {reason}. Lower learning_rate_init "
+        f"(now {learning_rate})."
+    )
 
 
 def _r2(module, validation):

@@ -885,3 +885,20 @@ def test_pickling_leaves_the_fitted_model_untouched(ratings):
     module, state = est.module_, dict(est.__dict__)
     pickle.dumps(est)
     assert est.module_ is module and est.__dict__.keys() == state.keys()
+
+
+@pytest.mark.parametrize("estimator", [NeuralRecommender, MatrixFactorization])
+def test_a_huge_learning_rate_is_a_divergence_even_with_finite_losses(
+    ratings, estimator
+):
+    X, y = ratings
+    params = {**SMALL, "warm_start": True}
+    if estimator is MatrixFactorization:
+        del params["hidden_layer_sizes"]
+    est = estimator(**params).fit(X, y)
+    expected = est.predict(X)
+    # Adam's steps keep the loss finite here, at around 1e12 to 1e29.
+    est.set_params(learning_rate_init=1e3, max_iter=5)
+    with pytest.raises(FloatingPointError, match="over 1000 times the .* of a"):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), expected)
