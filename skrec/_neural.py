@@ -227,7 +227,12 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, the batch order and
-        dropout. An int gives identical predictions across fits on the CPU.
+        dropout. An int gives bitwise identical predictions across fits, and
+        across pickling, on the CPU with the same torch and thread count. On a
+        GPU, scatter-adds in the embedding backward run in a nondeterministic
+        order, so two fits differ in the last bits and drift apart over
+        epochs; ``torch.use_deterministic_algorithms(True)`` makes them
+        repeatable, at some cost in speed.
 
     warm_start : bool, default=False
         Continue from the previous fit's weights. IDs new to the second fit get
@@ -585,6 +590,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         train, validation = self._split_validation(data, seed)
         with seeded(seed, device):
             module = self._initial_module(data, device, first_pass)
+            # The split holds every row: the full copy can go before training.
+            del data
             set_history(module, train)
             trainer = self._trainer(
                 module, train, seed, averaging=self._weight_averaging(module)
@@ -593,7 +600,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         module = trainer.averaged_module
         # Predictions draw on every interaction of fit, the validation rows'
         # included, as they would after a refit on all rows.
-        set_history(module, data)
+        set_history(module, self.user_items_)
         self._set_fitted_module(module, device, trainer)
         self._set_history(history)
 
