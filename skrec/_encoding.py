@@ -60,6 +60,6 @@ def raise_for_unknown(users, user_codes, items, item_codes):
     if len(new_users) or len(new_items):
         raise ValueError(
             f"X holds {len(new_users)} users and {len(new_items)} items not seen in "
-            f"fit (for example users {list(new_users[:3])}, items "
-            f"{list(new_items[:3])}). Use handle_unknown='fallback' to score them."
+            f"fit (for example users {new_users[:3].tolist()}, items "
+            f"{new_items[:3].tolist()}). Use handle_unknown='fallback' to score them."
         )

@@ -360,7 +360,11 @@ def test_handle_unknown_error_counts_users_and_items(ratings):
     X, y = ratings
     est = NeuralRecommender(**SMALL, handle_unknown="error").fit(X, y)
     X_new = pd.DataFrame({"user_id": [0, -1, -2, -2], "item_id": [-5, 0, 1, 2]})
-    with pytest.raises(ValueError, match="2 users and 1 items not seen in fit"):
+    message = (
+        r"2 users and 1 items not seen in fit "
+        r"\(for example users \[-1, -2\], items \[-5\]\)"
+    )
+    with pytest.raises(ValueError, match=message):
         est.predict(X_new)
     assert np.isfinite(est.predict(X.iloc[:5])).all()
 
