@@ -25,11 +25,9 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import sklearn
 import torch
-import torch.nn.functional as F
-from _common import RESULTS_DIR
+from _common import RESULTS_DIR, encode_ratings, train_plain_epoch
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -181,37 +179,15 @@ def plain_loop_epochs(X, y, batch_size, device, run):
     if not run:
         return {"plain_dense_s": float("nan"), "plain_sparse_s": float("nan")}
     device = torch.device("cpu" if device == "auto" else device)
-    users, items, targets = encode(X, y, device)
+    data, n_rows = encode_ratings(X, np.asarray(y, dtype=np.float64), device)
     seconds = {}
     for name, sparse in (("plain_dense_s", False), ("plain_sparse_s", True)):
-        module, optimizers = plain_module_and_optimizers(
-            users.max() + 1, items.max() + 1, sparse, device
-        )
+        module, optimizers = plain_module_and_optimizers(*n_rows, sparse, device)
         start = time.perf_counter()
-        order = torch.randperm(len(targets), device=device)
-        for first in range(0, len(targets), batch_size):
-            batch = order[first : first + batch_size]
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            scores = module(users[batch], items[batch])
-            F.mse_loss(scores, targets[batch]).backward()
-            for optimizer in optimizers:
-                optimizer.step()
+        train_plain_epoch(module, optimizers, data, batch_size)
         seconds[name] = time.perf_counter() - start
         del module, optimizers
     return seconds
-
-
-def encode(X, y, device):
-    """int64 codes from 1 (0 is skrec's unknown row) and standardised targets."""
-    users = pd.factorize(X.iloc[:, 0])[0] + 1
-    items = pd.factorize(X.iloc[:, 1])[0] + 1
-    y = np.asarray(y, dtype=np.float32)
-    return (
-        torch.as_tensor(users, device=device),
-        torch.as_tensor(items, device=device),
-        torch.as_tensor((y - y.mean()) / y.std(), device=device),
-    )
 
 
 def plain_module_and_optimizers(n_users, n_items, sparse, device):
@@ -219,7 +195,7 @@ def plain_module_and_optimizers(n_users, n_items, sparse, device):
     its tables made sparse and fused Adam over the rest."""
     torch.manual_seed(0)
     module = EmbeddingMLP(
-        int(n_users), int(n_items), embedding_dim=32, hidden_layer_sizes=(64, 32)
+        n_users, n_items, embedding_dim=32, hidden_layer_sizes=(64, 32)
     ).to(device)
     tables = [module.user_table, module.item_table]
     for table in tables:

@@ -26,8 +26,7 @@ import pandas as pd
 import sklearn
 import skorch
 import torch
-import torch.nn.functional as F
-from _common import RESULTS_DIR, default_data_home
+from _common import RESULTS_DIR, default_data_home, encode_ratings, train_plain_epoch
 from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNetRegressor
 
@@ -110,20 +109,6 @@ def time_skrec_fit(X, y, batch_size, epochs, device, **params):
     return len(X) * estimator.n_iter_ / seconds
 
 
-def encode_ratings(X, y, device):
-    """int64 codes (row 0 left for unknown IDs, as skrec does) and scaled targets."""
-    user_codes, users = pd.factorize(X.iloc[:, 0])
-    item_codes, items = pd.factorize(X.iloc[:, 1])
-    tensors = {
-        "users": torch.as_tensor(user_codes + 1, dtype=torch.int64, device=device),
-        "items": torch.as_tensor(item_codes + 1, dtype=torch.int64, device=device),
-        "targets": torch.as_tensor(
-            (y - y.mean()) / y.std(), dtype=torch.float32, device=device
-        ),
-    }
-    return tensors, (len(users) + 1, len(items) + 1)
-
-
 def plain_module(n_users, n_items, device):
     """The EmbeddingMLP that NeuralRecommender builds with its default parameters."""
     defaults = NeuralRecommender()
@@ -138,18 +123,6 @@ def plain_module(n_users, n_items, device):
     ).to(device)
 
 
-def train_plain_epoch(module, optimizer, data, batch_size):
-    module.train()
-    n_rows = len(data["targets"])
-    order = torch.randperm(n_rows, device=data["targets"].device)
-    for start in range(0, n_rows, batch_size):
-        batch = order[start : start + batch_size]
-        optimizer.zero_grad(set_to_none=True)
-        scores = module(data["users"][batch], data["items"][batch])
-        F.mse_loss(scores, data["targets"][batch]).backward()
-        optimizer.step()
-
-
 def time_plain_epochs(data, n_rows_by_kind, batch_size, epochs, device):
     """Samples/s of ``epochs`` plain epochs on a fresh module (epochs only timed)."""
     module = plain_module(*n_rows_by_kind, device)
@@ -157,7 +130,7 @@ def time_plain_epochs(data, n_rows_by_kind, batch_size, epochs, device):
     synchronize(device)
     start = time.perf_counter()
     for _ in range(epochs):
-        train_plain_epoch(module, optimizer, data, batch_size)
+        train_plain_epoch(module, [optimizer], data, batch_size)
     synchronize(device)
     return len(data["targets"]) * epochs / (time.perf_counter() - start)
 

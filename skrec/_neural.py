@@ -41,6 +41,10 @@ AUTO_BATCH_SIZE = 1024
 # weight_averaging="auto": the decay, and the largest network it applies to.
 AUTO_AVERAGING = 0.99
 AUTO_AVERAGING_MAX_WEIGHTS = 4_000_000
+# A training loss this many times that of a constant prediction means that
+# training diverged, even while it stays finite: Adam's normalised steps keep
+# the weights finite at learning rates that wreck the model.
+DIVERGED_LOSS_FACTOR = 1_000
 
 
 class NeuralRecommender(RecommendMixin, BaseRecommender):
@@ -550,10 +554,23 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     def _implicit(self):
         return self.loss != "mse"
 
-    def _constant_loss(self):
-        """The training loss of a constant score: the variance of the ratings
-        for ``"mse"``, log 2 per pair for the implicit losses."""
-        return np.log(2.0) if self._implicit() else self._y_scale**2
+    def _raise_if_diverged(self, loss, epoch):
+        # The training loss of a constant score: the variance of the ratings
+        # for "mse", log 2 per pair for the implicit losses.
+        constant_loss = np.log(2.0) if self._implicit() else self._y_scale**2
+        if not np.isfinite(loss):
+            reason = f"the loss became {loss}"
+        elif loss > DIVERGED_LOSS_FACTOR * constant_loss:
+            reason = (
+                f"the loss reached {loss:.3g}, over {DIVERGED_LOSS_FACTOR} times the "
+                f"{constant_loss:.3g} of a constant prediction"
+            )
+        else:
+            return
+        raise FloatingPointError(
+            f"Training diverged in epoch {epoch}: {reason}. Lower "
+            f"learning_rate_init (now {self.learning_rate_init})."
+        )
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -619,7 +636,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             set_history(module, self.user_items_)
             trainer = self._trainer(module, data, seed, continue_optimizer=True)
             loss = trainer.train_epoch() * self._y_scale**2
-        _raise_if_diverged(loss, 1, self.learning_rate_init, self._constant_loss())
+        self._raise_if_diverged(loss, 1)
         self._set_fitted_module(module, device, trainer)
         if first_pass:
             self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], None
@@ -855,9 +872,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                     stacklevel=5,
                 )
                 break
-            _raise_if_diverged(
-                loss, epoch, self.learning_rate_init, self._constant_loss()
-            )
+            self._raise_if_diverged(loss, epoch)
             score = (
                 None
                 if validation is None
@@ -939,28 +954,6 @@ class _History:
     def restore_best(self, module):
         if self.early_stopping and self.best_state is not None:
             module.load_state_dict(self.best_state)
-
-
-# A training loss this many times that of a constant prediction means that
-# training diverged, even while it stays finite: Adam's normalised steps keep
-# the weights finite at learning rates that wreck the model.
-DIVERGED_LOSS_FACTOR = 1_000
-
-
-def _raise_if_diverged(loss, epoch, learning_rate, constant_loss):
-    if not np.isfinite(loss):
-        reason = f"the loss became {loss}"
-    elif loss > DIVERGED_LOSS_FACTOR * constant_loss:
-        reason = (
-            f"the loss reached {loss:.3g}, over {DIVERGED_LOSS_FACTOR} times the "
-            f"{constant_loss:.3g} of a constant prediction"
-        )
-    else:
-        return
-    raise FloatingPointError(
-        f"Training diverged in epoch {epoch}: {reason}. Lower learning_rate_init "
-        f"(now {learning_rate})."
-    )
 
 
 def _r2(module, validation):

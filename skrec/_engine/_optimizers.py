@@ -167,7 +167,7 @@ class OptimizerGroup:
     """Several optimizers stepped as one: a dense one and ``LazyAdam``.
 
     It offers what the trainer and the estimator use of an optimizer:
-    ``step``, ``zero_grad``, ``param_groups`` and the state dict.
+    ``lean_step``, ``param_groups`` and the state dict.
     """
 
     def __init__(self, optimizers):
@@ -177,17 +177,9 @@ class OptimizerGroup:
     def param_groups(self):
         return [group for opt in self.optimizers for group in opt.param_groups]
 
-    def step(self):
-        for optimizer in self.optimizers:
-            optimizer.step()
-
     def lean_step(self):
         for optimizer in self.optimizers:
             getattr(optimizer, "lean_step", optimizer.step)()
-
-    def zero_grad(self, set_to_none=True):
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self):
         return {"optimizers": [opt.state_dict() for opt in self.optimizers]}

@@ -144,7 +144,9 @@ class Trainer:
             if isinstance(table, torch.nn.Embedding):
                 table.sparse = table in sparse_tables
         self.optimizer = make_optimizer(module, learning_rate, solver, sparse_tables)
-        self.step_optimizer = getattr(self.optimizer, "lean_step", self.optimizer.step)
+        self.step_optimizer = (
+            getattr(self.optimizer, "lean_step", None) or self.optimizer.step
+        )
         self.parameters = list(module.parameters())
         self.loss = LOSSES[loss]
         self.sampler = None
@@ -166,10 +168,6 @@ class Trainer:
             if alphas[kind] and kind in tables:
                 n_rows = tables[kind].num_embeddings
                 self.row_weights[kind] = alphas[kind] * inverse_frequency(codes, n_rows)
-        self.gradient_weights = {
-            kind: weights * (2 / batch_size)
-            for kind, weights in self.row_weights.items()
-        }
 
     @property
     def averaged_module(self):
@@ -273,20 +271,14 @@ class Trainer:
 
     def row_penalty_gradient(self, rows, codes, kind):
         """The gradient of ``row_penalty`` with respect to ``rows``."""
-        return rows.detach() * self._gradient_weights(kind, len(codes))[codes, None]
+        scale = self.row_weights[kind][codes] * (2 / len(codes))
+        return rows.detach() * scale[:, None]
 
     def table_penalty_gradient(self, table, codes, kind):
         """The gradient of ``row_penalty`` with respect to the whole ``table``."""
         counts = torch.bincount(codes, minlength=table.num_embeddings)
-        scale = self._gradient_weights(kind, len(codes)) * counts
+        scale = self.row_weights[kind] * counts * (2 / len(codes))
         return table.weight.detach() * scale[:, None]
-
-    def _gradient_weights(self, kind, n_rows):
-        """``2 / n_rows`` times the row weights: the factor of a row's gradient
-        in a batch of ``n_rows``, kept for the full batch size."""
-        if n_rows != self.batch_size:
-            return self.row_weights[kind] * (2 / n_rows)
-        return self.gradient_weights[kind]
 
 
 # Share of the moving average's horizon, 1 / (1 - decay) steps, between two
