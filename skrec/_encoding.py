@@ -46,7 +46,9 @@ def extend_vocabulary(vocabulary, ids, column_name):
 
 def encode_ids(ids, vocabulary):
     """int64 codes of ``ids`` in ``vocabulary``: 1..n for known, 0 for unknown."""
-    return pd.Index(vocabulary).get_indexer(ids).astype(np.int64) + 1
+    codes = pd.Index(vocabulary).get_indexer(ids).astype(np.int64, copy=False)
+    codes += 1
+    return codes
 
 
 def unknown_ids(ids, codes):

@@ -602,13 +602,14 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     def _fit(self, X, y):
         first_pass = not hasattr(self, "module_") or not self.warm_start
-        data, device = self._encoded_data(X, y, first_pass)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        train, validation = self._split_validation(data, seed)
+        # Rows come encoded in a random order when some are held out, so that
+        # the training and validation rows are two slices of one copy of X.
+        shuffle_seed = seed if self.early_stopping else None
+        data, device = self._encoded_data(X, y, first_pass, shuffle_seed)
+        train, validation = self._split_validation(data)
         with seeded(seed, device):
             module = self._initial_module(data, device, first_pass)
-            # The split holds every row: the full copy can go before training.
-            del data
             set_history(module, train)
             trainer = self._trainer(
                 module, train, seed, averaging=self._weight_averaging(module)
@@ -645,9 +646,10 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.loss_curve_ = [*self.loss_curve_, loss]
         self.best_loss_ = min(self.loss_curve_)
 
-    def _encoded_data(self, X, y, first_pass):
+    def _encoded_data(self, X, y, first_pass, shuffle_seed=None):
         """Validate ``X`` and ``y``, update the vocabularies and scalers on the
-        first pass, and return the encoded rows on the training device."""
+        first pass, and return the encoded rows on the training device, in
+        the order of a permutation seeded by ``shuffle_seed`` if one is given."""
         table = validate_table(self, X, reset=first_pass)
         users, items, features = table.users, table.items, table.features
         n_side_features = (table.n_user_features, table.n_item_features)
@@ -666,14 +668,18 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.user_items_ = user_item_matrix(
             user_codes, item_codes, len(self.users_), len(self.items_)
         )
-        data = Interactions.from_arrays(
-            user_codes,
-            item_codes,
-            self._scale_features(features),
-            (y - self._y_mean) / self._y_scale,
-            device=device,
-        )
-        return data, device
+        # float32 before shuffling: the training dtype, at half the memory.
+        targets = ((y - self._y_mean) / self._y_scale).astype(np.float32)
+        features = self._scale_features(features)
+        columns = [user_codes, item_codes, features, targets]
+        del user_codes, item_codes, features, targets
+        if shuffle_seed is not None:
+            order = np.random.RandomState(shuffle_seed).permutation(len(y))
+            # One column at a time, each original freed once it is permuted.
+            for j, column in enumerate(columns):
+                columns[j] = None if column is None else column[order]
+                del column
+        return Interactions.from_arrays(*columns, device=device), device
 
     def _trainer(self, module, data, seed, continue_optimizer=False, averaging=None):
         trainer = Trainer(
@@ -841,7 +847,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             return min(AUTO_BATCH_SIZE, n_rows)
         return self.batch_size
 
-    def _split_validation(self, data, seed):
+    def _split_validation(self, data):
+        """The training and validation rows: the first ``validation_fraction``
+        of the (shuffled) rows are held out."""
         if not self.early_stopping:
             return data, None
         n_rows = len(data)
@@ -853,8 +861,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 f"no validation rows with n_samples={n_rows}. Use more rows, another "
                 "validation_fraction, or early_stopping=False."
             )
-        order = np.random.RandomState(seed).permutation(n_rows)
-        return data.rows(order[n_validation:]), data.rows(order[:n_validation])
+        return data.rows(slice(n_validation, None)), data.rows(slice(n_validation))
 
     def _run_epochs(self, trainer, validation):
         history = _History(early_stopping=validation is not None, tol=self.tol)

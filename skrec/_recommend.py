@@ -11,15 +11,35 @@ from ._engine._ranking import mask_seen, top_k, users_per_chunk
 
 
 def user_item_matrix(user_codes, item_codes, n_users, n_items):
-    """CSR matrix of the (user, item) pairs seen in fit, rows aligned with users_."""
+    """CSR matrix of the (user, item) pairs seen in fit, rows aligned with users_.
+
+    Built from one sorted array of pair keys rather than through a COO
+    matrix, whose conversion holds several copies of the rows at once.
+    """
     known = (user_codes > 0) & (item_codes > 0)
-    ones = np.ones(int(known.sum()), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (ones, (user_codes[known] - 1, item_codes[known] - 1)), shape=(n_users, n_items)
-    )
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    # user * n_items + item stays below 2**63 for any vocabulary that fits in
+    # memory.
+    keys = (user_codes - 1) * np.int64(n_items)
+    keys += item_codes - 1
+    if not known.all():
+        keys = keys[known]
+    del known
+    keys.sort()
+    if len(keys) > 1:
+        distinct = np.empty(len(keys), dtype=bool)
+        distinct[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+        if not distinct.all():
+            keys = keys[distinct]
+        del distinct
+    row_starts = np.arange(n_users + 1, dtype=np.int64) * n_items
+    index_dtype = np.int32 if max(len(keys), n_items) < 2**31 else np.int64
+    indptr = np.searchsorted(keys, row_starts).astype(index_dtype)
+    np.remainder(keys, n_items, out=keys)
+    indices = keys.astype(index_dtype)
+    del keys
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))
 
 
 def union_of_pairs(before, after):

@@ -658,6 +658,42 @@ def test_early_stopping_needs_rows_to_hold_out():
         assert np.isfinite(est.fit([[1, 1]], [3.0]).predict([[1, 1]])).all()
 
 
+def test_training_and_validation_rows_are_slices_of_one_encoded_copy(
+    ratings, monkeypatch
+):
+    X, y = ratings
+    seen = {}
+    run_epochs = NeuralRecommender._run_epochs
+
+    def spy(self, trainer, validation):
+        seen["train"], seen["validation"] = trainer.data, validation
+        return run_epochs(self, trainer, validation)
+
+    monkeypatch.setattr(NeuralRecommender, "_run_epochs", spy)
+    with pytest.warns(ConvergenceWarning):
+        est = NeuralRecommender(**{**SMALL, "max_iter": 1}).fit(X, y)
+    train, validation = seen["train"], seen["validation"]
+    assert len(validation) == round(0.1 * len(X))
+    for column in ("users", "items", "targets"):
+        assert (
+            getattr(train, column).untyped_storage().data_ptr()
+            == getattr(validation, column).untyped_storage().data_ptr()
+        ), column
+    # Shuffled together: every row of X is on one side, with its own rating.
+    rows = []
+    for part in (train, validation):
+        users = est.users_[part.users.numpy() - 1]
+        items = est.items_[part.items.numpy() - 1]
+        ratings = part.targets.numpy() * est._y_scale + est._y_mean
+        rows += zip(
+            users.tolist(), items.tolist(), np.round(ratings, 3).tolist(), strict=True
+        )
+    expected = zip(
+        X.iloc[:, 0].tolist(), X.iloc[:, 1].tolist(), np.round(y, 3), strict=True
+    )
+    assert sorted(rows) == sorted(expected)
+
+
 # -- devices --------------------------------------------------------------------
 
 

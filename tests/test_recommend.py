@@ -10,6 +10,7 @@ from skrec import NeuralRecommender
 from skrec._engine._losses import NegativeSampler, PairSet
 from skrec._engine._ranking import mask_seen, ndcg_of_held_out
 from skrec._engine._training import Interactions
+from skrec._recommend import user_item_matrix
 from skrec.datasets import make_ratings
 
 SMALL = dict(
@@ -34,6 +35,25 @@ def clicks():
 @pytest.fixture(scope="module", params=["bce", "bpr"])
 def ranker(request, clicks):
     return NeuralRecommender(**SMALL, loss=request.param).fit(clicks)
+
+
+@pytest.mark.parametrize(
+    "n_users, n_items, n_rows", [(5, 7, 40), (30, 20, 500), (3, 4, 0), (1, 1, 6)]
+)
+def test_user_item_matrix_holds_each_known_pair_once(n_users, n_items, n_rows):
+    rng = np.random.default_rng(n_rows)
+    users = rng.integers(0, n_users + 1, n_rows)
+    items = rng.integers(0, n_items + 1, n_rows)
+    matrix = user_item_matrix(users, items, n_users, n_items)
+    # Code 0 is an unknown ID: it has no row or column.
+    pairs = {
+        (u - 1, i - 1) for u, i in zip(users, items, strict=True) if u > 0 and i > 0
+    }
+    assert matrix.shape == (n_users, n_items)
+    assert matrix.has_canonical_format
+    assert set(zip(*matrix.nonzero(), strict=True)) == pairs
+    np.testing.assert_array_equal(matrix.data, 1.0)
+    assert matrix.nnz == len(pairs)
 
 
 def test_pair_set_membership():
