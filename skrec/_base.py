@@ -33,6 +33,18 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from skrec import BaselineRecommender
+        >>> X = [["ann", "up"], ["ann", "jaws"], ["bob", "up"], ["bob", "alien"]]
+        >>> est = BaselineRecommender()
+        >>> est.fit(X, [5, 3, 4, 1])
+        BaselineRecommender()
+        >>> est.users_
+        array(['ann', 'bob'], dtype=object)
+        >>> est.items_
+        array(['alien', 'jaws', 'up'], dtype=object)
         """
         return self._keeping_state_on_failure(self._fit, X, y)
 

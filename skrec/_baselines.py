@@ -14,6 +14,7 @@ from ._validation import (
     validate_target,
     validate_weights,
 )
+from .metrics import make_ranking_scorer
 
 
 class BaselineRecommender(BaseRecommender):
@@ -169,6 +170,19 @@ class BaselineRecommender(BaseRecommender):
         y_pred : ndarray of shape (n_samples,)
             ``global_mean_`` plus the user's and the item's offsets; not
             clipped.
+
+        Examples
+        --------
+        >>> from skrec import BaselineRecommender
+        >>> X = [["ann", "up"], ["ann", "jaws"], ["bob", "up"], ["bob", "alien"]]
+        >>> est = BaselineRecommender(strategy="item_mean", reg_item=0)
+        >>> est.fit(X, [5, 3, 4, 1]).predict([["ann", "alien"], ["eve", "up"]])
+        array([1. , 4.5])
+
+        An item not seen in fit gets the mean rating:
+
+        >>> est.predict([["ann", "heat"]])
+        array([3.25])
         """
         user_codes, item_codes, _ = self._encode_rows(X)
         return (
@@ -346,9 +360,52 @@ class PopularityRecommender(RecommendMixin, BaseRecommender):
         y_pred : ndarray of shape (n_samples,)
             ``item_popularity_`` of each row's item; 0 for items not seen in
             fit.
+
+        Examples
+        --------
+        >>> from skrec import PopularityRecommender
+        >>> X = [["ann", "up"], ["bob", "up"], ["bob", "jaws"]]
+        >>> est = PopularityRecommender().fit(X)
+        >>> est.predict([["eve", "up"], ["ann", "jaws"], ["ann", "heat"]])
+        array([2., 1., 0.])
         """
         _, item_codes, _ = self._encode_rows(X)
         return self._popularity_table[item_codes]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Return the mean NDCG@10 of the users of ``X`` on its items.
+
+        Each user of ``X`` ranks every item unseen in fit, and the rows of
+        ``X`` are the relevant items, as for :class:`NeuralRecommender` with
+        an implicit loss: see :func:`skrec.metrics.make_ranking_scorer`.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Held-out interactions.
+
+        y : array-like of shape (n_samples,), default=None
+            Ignored: every row of ``X`` is relevant.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            The mean NDCG@10 over the users of ``X``.
+
+        Examples
+        --------
+        >>> from skrec import PopularityRecommender
+        >>> X = [["ann", "up"], ["bob", "up"], ["bob", "jaws"], ["cat", "alien"]]
+        >>> est = PopularityRecommender().fit(X)
+        >>> float(est.score([["cat", "up"]]))  # cat's first recommendation
+        1.0
+        >>> float(est.score([["cat", "jaws"]]))  # his second
+        0.63...
+        """
+        return make_ranking_scorer("ndcg", k=10)(self, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

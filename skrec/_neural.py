@@ -66,6 +66,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     embedding_dim : int, default=64
         Length of the user and item embedding vectors.
 
+    hidden_layer_sizes : array-like of shape (n_layers,), default=(64, 32)
+        Widths of the hidden layers of the MLP; empty for none.
+
     architecture : {"neumf", "mlp", "gmf", "mf", "svdpp"}, default="neumf"
         How the embeddings become a score; all add a global, a user and an
         item bias. ``"neumf"``: an MLP on the concatenated embeddings and side
@@ -80,9 +83,6 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         ``"gmf"``, ``"mf"`` and ``"svdpp"`` have no MLP: they ignore
         ``hidden_layer_sizes``, ``activation`` and ``dropout``, and side
         features enter them through a linear term.
-
-    hidden_layer_sizes : array-like of shape (n_layers,), default=(64, 32)
-        Widths of the hidden layers of the MLP; empty for none.
 
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Activation of the hidden layers.
@@ -175,7 +175,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         Share of the rows held out for early stopping.
 
     n_iter_no_change : int, default=5
-        Epochs without improvement before training stops.
+        Training stops after more than ``n_iter_no_change`` consecutive epochs
+        that do not improve the best score by ``tol``, as in
+        :class:`~sklearn.neural_network.MLPRegressor`.
 
     loss : {"mse", "bce", "bpr"}, default="mse"
         Training loss. ``"mse"`` fits explicit ratings ``y``. The implicit-
@@ -304,7 +306,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     >>> from skrec import NeuralRecommender
     >>> from skrec.datasets import make_ratings
     >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=800, random_state=0)
-    >>> est = NeuralRecommender(embedding_dim=8, max_iter=5, random_state=0)
+    >>> est = NeuralRecommender(
+    ...     embedding_dim=8, learning_rate_init=0.02, random_state=0
+    ... )
     >>> est.fit(X, y).predict(X[:3]).shape
     (3,)
     >>> est.predict([[0, 10**6]])  # an item never seen in fit still gets a rating
@@ -322,7 +326,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     ... })
     >>> est = NeuralRecommender(
     ...     embedding_dim=4, user_col="user", item_col="item", user_features=["age"],
-    ...     item_features=["genre"], early_stopping=False, max_iter=5, random_state=0,
+    ...     item_features=["genre"], early_stopping=False, learning_rate_init=0.02,
+    ...     random_state=0,
     ... ).fit(X, [4, 2, 5, 3, 1, 2])
     >>> est.recommend([1], n=1)  # the one item user 1 has not rated
     array([['c']], dtype=object)
@@ -500,6 +505,22 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         y_pred : ndarray of shape (n_samples,)
             Predicted ratings, clipped to ``rating_range_``; with an implicit
             ``loss``, relevance scores (higher is more relevant).
+
+        Examples
+        --------
+        >>> from skrec import NeuralRecommender
+        >>> from skrec.datasets import make_ratings
+        >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=800, random_state=0)
+        >>> est = NeuralRecommender(
+        ...     embedding_dim=8, learning_rate_init=0.02, random_state=0
+        ... ).fit(X, y)
+        >>> est.rating_range_
+        (1.0, 5.0)
+        >>> y_pred = est.predict([[0, 1], [0, 2], [0, 10**6]])  # item 10**6 is new
+        >>> y_pred.shape
+        (3,)
+        >>> bool(y_pred.min() >= 1.0 and y_pred.max() <= 5.0)
+        True
         """
         user_codes, item_codes, features = self._encode_rows(X)
         data = Interactions.from_arrays(
@@ -511,7 +532,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         return np.clip(self._y_mean + self._y_scale * scores, *self.rating_range_)
 
     def score(self, X, y=None, sample_weight=None):
-        """R^2 of the predicted ratings, or NDCG@10 with an implicit ``loss``.
+        """Return the R^2 of the predicted ratings, or NDCG@10 for implicit feedback.
 
         Parameters
         ----------
@@ -532,6 +553,17 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             users of ``X`` when each ranks all items unseen in fit, the rows of
             ``X`` being the relevant items: see
             :func:`skrec.metrics.make_ranking_scorer`.
+
+        Examples
+        --------
+        >>> from skrec import NeuralRecommender
+        >>> from skrec.datasets import make_ratings
+        >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=800, random_state=0)
+        >>> est = NeuralRecommender(
+        ...     embedding_dim=8, learning_rate_init=0.02, random_state=0
+        ... ).fit(X, y)
+        >>> round(est.score(X, y), 1)
+        0.4
         """
         if self._implicit():
             return make_ranking_scorer("ndcg", k=10)(self, X)
@@ -790,6 +822,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 f"module={self.module!r} must return a torch.nn.Module, got "
                 f"{type(module).__name__}."
             )
+        _check_one_score_per_row(module, self._n_features(), self.module)
         return module
 
     def _weight_averaging(self, module):
@@ -894,7 +927,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 history.stalled_epochs = 0
         else:
             warnings.warn(
-                f"NeuralRecommender stopped at max_iter={self.max_iter} epochs "
+                f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
                 "before converging; raise max_iter.",
                 ConvergenceWarning,
                 stacklevel=5,
@@ -931,6 +964,25 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = -history.best
+
+
+def _check_one_score_per_row(module, n_features, factory):
+    """Run a custom module on two rows: it must return a tensor of shape (2,)."""
+    users = items = torch.ones(2, dtype=torch.int64)
+    features = torch.zeros(2, n_features) if n_features else None
+    # Evaluation mode and a forked random state: the probe must neither
+    # update batch statistics nor move the random stream of the fit.
+    module.eval()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        scores = module(users, items, features)
+    module.train()
+    shape = tuple(getattr(scores, "shape", ()))
+    if not isinstance(scores, torch.Tensor) or shape != (2,):
+        raise ValueError(
+            f"The module of module={factory!r} must return one score per row, a "
+            f"tensor of shape (n_rows,); on 2 rows it returned "
+            f"{type(scores).__name__} of shape {shape}."
+        )
 
 
 class _History:
@@ -1053,7 +1105,9 @@ class MatrixFactorization(NeuralRecommender):
         Share of the rows held out for early stopping.
 
     n_iter_no_change : int, default=5
-        Epochs without improvement before training stops.
+        Training stops after more than ``n_iter_no_change`` consecutive epochs
+        that do not improve the best score by ``tol``, as in
+        :class:`~sklearn.neural_network.MLPRegressor`.
 
     loss : {"mse", "bce", "bpr"}, default="mse"
         Training loss, as in :class:`NeuralRecommender`.
@@ -1124,8 +1178,10 @@ class MatrixFactorization(NeuralRecommender):
     >>> from skrec import MatrixFactorization
     >>> from skrec.datasets import make_ratings
     >>> X, y = make_ratings(n_users=50, n_items=40, n_ratings=800, random_state=0)
-    >>> est = MatrixFactorization(embedding_dim=8, random_state=0).fit(X, y)
-    >>> est.predict(X[:3]).shape
+    >>> est = MatrixFactorization(
+    ...     embedding_dim=8, learning_rate_init=0.05, random_state=0
+    ... )
+    >>> est.fit(X, y).predict(X[:3]).shape
     (3,)
     """
 

@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import UNKNOWN_CODE, encode_ids
 from ._engine._ranking import mask_seen, top_k, users_per_chunk
+from ._validation import check_hashable
 
 
 def user_item_matrix(user_codes, item_codes, n_users, n_items):
@@ -92,6 +93,22 @@ class RecommendMixin:
 
         scores : ndarray of shape (n_users, n)
             Their scores; only when ``return_scores`` is True.
+
+        Examples
+        --------
+        Every estimator that recommends does so the same way; here the
+        popularity baseline, whose rankings are easy to follow:
+
+        >>> from skrec import PopularityRecommender
+        >>> X = [["ann", "up"], ["bob", "up"], ["bob", "jaws"], ["cat", "alien"]]
+        >>> est = PopularityRecommender().fit(X)
+        >>> est.recommend(["ann", "eve"], n=2)
+        array([['alien', 'jaws'],
+               ['up', 'alien']], dtype=object)
+        >>> est.recommend(["ann"], n=1, exclude_seen=False)
+        array([['up']], dtype=object)
+        >>> est.recommend(["ann"], n=1, items=["jaws", "up"], return_scores=True)
+        (array([['jaws']], dtype=object), array([[1.]]))
         """
         check_is_fitted(self)
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
@@ -168,7 +185,13 @@ class RecommendMixin:
 def _as_ids(values, name):
     # Through pandas, a list mixing ints and strings keeps each ID's type,
     # where numpy would turn every one into a string.
-    values = values if isinstance(values, np.ndarray) else pd.Series(values).to_numpy()
+    if not isinstance(values, np.ndarray):
+        shape = np.shape(np.asarray(values, dtype=object))
+        if len(shape) != 1:
+            raise ValueError(f"{name} must be 1-dimensional, got shape {shape}.")
+        values = pd.Series(values).to_numpy()
     if values.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional, got shape {values.shape}.")
+    if values.dtype == object:
+        check_hashable(values, name)
     return values

@@ -204,17 +204,18 @@ def _check_ids(ids, label):
     if pd.api.types.is_numeric_dtype(ids.dtype) and not np.isfinite(ids).all():
         raise ValueError(f"Column {label} contains infinite IDs (inf).")
     if ids.dtype == object:
-        _check_hashable(ids, label)
+        check_hashable(ids, f"Column {label}")
     return ids
 
 
-def _check_hashable(ids, label):
+def check_hashable(ids, label):
+    """Raise a TypeError naming ``label`` if an ID is not a string or number."""
     try:
         pd.unique(ids)
     except TypeError:
         bad = next(v for v in ids if not isinstance(v, str | Integral | Real))
         raise TypeError(
-            f"Column {label} holds {bad!r} of type {type(bad).__name__}: each ID "
+            f"{label} holds {bad!r} of type {type(bad).__name__}: each ID "
             "argument must be a string or a number."
         ) from None
 

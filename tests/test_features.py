@@ -409,6 +409,37 @@ def test_module_factory_must_return_a_module(ratings):
         NeuralRecommender(**SMALL, module=lambda **sizes: dict(sizes)).fit(X, y)
 
 
+class ItemBiasWithoutDefaults(ItemBias):
+    """``forward`` takes ``features`` with no default, and no ``score_matrix``."""
+
+    def forward(self, users, items, features):
+        return self.bias[items]
+
+
+def test_recommend_calls_a_custom_forward_as_fit_does(ratings):
+    X, y = ratings
+    X = X[["user", "item"]]
+    est = NeuralRecommender(**SMALL, module=ItemBiasWithoutDefaults).fit(X, y)
+    top = est.recommend([1], n=3, exclude_seen=False, return_scores=True)[1]
+    expected = np.sort(est.module_.bias[1:].detach().numpy())[::-1][:3]
+    np.testing.assert_allclose(top[0], expected, rtol=1e-6)
+
+
+class ColumnOutput(DotProduct):
+    """Returns a column, (n_rows, 1), instead of one score per row."""
+
+    def forward(self, users, items, features=None):
+        return super().forward(users, items, features)[:, None]
+
+
+def test_a_custom_module_must_return_one_score_per_row(ratings):
+    X, y = ratings
+    with pytest.raises(
+        ValueError, match=r"on 2 rows it returned Tensor of shape \(2, 1\)"
+    ):
+        NeuralRecommender(**SMALL, module=ColumnOutput).fit(X[["user", "item"]], y)
+
+
 # -- biases -----------------------------------------------------------------------
 
 

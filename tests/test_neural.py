@@ -166,6 +166,12 @@ def test_every_architecture_learns_and_recommends(ratings, architecture):
     assert est.recommend(X["user_id"].iloc[:3], n=5).shape == (3, 5)
 
 
+def test_convergence_warning_names_the_estimator(ratings):
+    X, y = ratings
+    with pytest.warns(ConvergenceWarning, match="^MatrixFactorization stopped at max"):
+        MatrixFactorization(max_iter=1, early_stopping=False).fit(X, y)
+
+
 def test_matrix_factorization_is_neural_recommender_with_mf(ratings):
     X, y = ratings
     params = {key: SMALL[key] for key in ("embedding_dim", "alpha", "batch_size")}

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from skrec import PopularityRecommender
-from skrec.datasets import load_movielens
-from skrec.metrics import hit_rate_at_k, ndcg_at_k
+from skrec.datasets import load_movielens, make_ratings
+from skrec.metrics import hit_rate_at_k, make_ranking_scorer, ndcg_at_k
 from skrec.model_selection import LeaveLastOut
 
 from ._data import SHARED_DATA, requires_movielens
@@ -181,3 +181,12 @@ def test_leave_last_out_hit_rate_on_movielens():
     # for this protocol is 0.050 / 0.025.
     assert hit_rate_at_k(relevant, recommended, k=10) == pytest.approx(0.050, abs=0.01)
     assert ndcg_at_k(relevant, recommended, k=10) == pytest.approx(0.025, abs=0.01)
+
+
+def test_score_is_the_ndcg_at_10_of_the_held_out_rows():
+    X, _ = make_ratings(n_users=40, n_items=30, n_ratings=600, random_state=0)
+    train, test = X[:-100], X[-100:]
+    est = PopularityRecommender().fit(train)
+    expected = make_ranking_scorer("ndcg", k=10)(est, test)
+    assert 0 < est.score(test) == expected
+    assert est.score(test, np.ones(len(test))) == expected

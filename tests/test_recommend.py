@@ -210,3 +210,18 @@ def test_recommend_for_no_users_has_n_columns(ranker):
     items, scores = ranker.recommend([], n=3, return_scores=True)
     assert items.shape == scores.shape == (0, 3)
     assert ranker.recommend(np.array([], dtype=object), n=100).shape == (0, 40)
+
+
+@pytest.mark.parametrize(
+    "users, error, message",
+    [
+        ([[0, 1]], ValueError, r"users must be 1-dimensional, got shape \(1, 2\)"),
+        ([[0, 1], [2]], TypeError, r"users holds \[0, 1\] of type list"),
+        ([{}], TypeError, r"users holds \{\} of type dict"),
+    ],
+)
+def test_recommend_rejects_users_that_are_not_a_list_of_ids(
+    ranker, users, error, message
+):
+    with pytest.raises(error, match=message):
+        ranker.recommend(users)

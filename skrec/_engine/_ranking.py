@@ -26,7 +26,9 @@ def score_matrix(module, user_codes, item_codes):
             return module.score_matrix(user_codes, item_codes)
         users = user_codes.repeat_interleave(len(item_codes))
         items = item_codes.repeat(len(user_codes))
-        return module(users, items).view(len(user_codes), len(item_codes))
+        # No side features: only declared ones, which live in the module.
+        scores = module(users, items, None)
+        return scores.view(len(user_codes), len(item_codes))
 
 
 def users_per_chunk(n_items):

@@ -36,7 +36,7 @@ SAMPLING_KEYS_PER_CHUNK = 1 << 22
 
 
 class RankingScorer:
-    """Scores a recommender by ranking items for the users of held-out rows.
+    """Scorer of a recommender that ranks items for the users of held-out rows.
 
     Called as ``scorer(estimator, X_test, y_test=None)``, as scikit-learn calls
     a scorer. By default (full ranking) every user of ``X_test`` gets
@@ -48,21 +48,30 @@ class RankingScorer:
     Parameters
     ----------
     metric : {"ndcg", "hit_rate", "precision", "recall", "average_precision", \
-"reciprocal_rank"}
+"reciprocal_rank"}, default="ndcg"
         The metric of :mod:`skrec.metrics` to average over users. Sampled
         ranking supports "ndcg", "hit_rate" and "reciprocal_rank".
+
     k : int, default=10
         Length of the ranked lists.
+
     exclude_seen : bool, default=True
         Leave the items each user interacted with in fit out of the ranking.
+
     n_sampled : int, default=None
         If None, rank all items. Otherwise rank each held-out row's item among
         ``n_sampled`` items drawn uniformly, without replacement, from the
         items of fit that the row's user interacted with neither in fit nor in
         ``X_test``.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the sampled items. Pass an int to score every model against the
         same samples.
+
+    See Also
+    --------
+    make_ranking_scorer : Make a scorer for any of the ranking metrics.
+    ndcg_scorer : Make the NDCG@k scorer.
 
     Examples
     --------
@@ -245,10 +254,13 @@ def make_ranking_scorer(
         One of "ndcg", "hit_rate", "precision", "recall", "average_precision",
         "reciprocal_rank"; with ``n_sampled``, one of "ndcg", "hit_rate",
         "reciprocal_rank".
+
     k : int, default=10
         Length of the ranked lists.
+
     exclude_seen : bool, default=True
         Leave the items each user interacted with in fit out of the ranking.
+
     n_sampled : int, default=None
         If None (full ranking), each user ranks every item of fit, and the
         top ``k`` is compared with the user's rows of ``X_test``. Otherwise
@@ -258,6 +270,7 @@ def make_ranking_scorer(
         fit nor in ``X_test``: the item's 1-based rank is one plus the number
         of sampled items scored higher (ties count half), and the metric of
         that rank is averaged over the user's rows, then over users.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the sampled items; only with ``n_sampled``.
 
@@ -309,9 +322,11 @@ def ndcg_scorer(*, k=10, n_sampled=None, random_state=None):
     ----------
     k : int, default=10
         Length of the ranked lists.
+
     n_sampled : int, default=None
         Full ranking if None; else the number of sampled items each held-out
         item is ranked among (see :func:`make_ranking_scorer`).
+
     random_state : int, RandomState instance or None, default=None
         Seeds the sampled items; only with ``n_sampled``.
 

@@ -44,6 +44,15 @@ class _InteractionSplitter(BaseCrossValidator):
 
         test : ndarray
             The testing set indices for that split.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skrec.model_selection import LeaveLastOut
+        >>> X = np.array([[1, 10], [1, 11], [2, 10], [2, 12], [3, 11]])
+        >>> for train, test in LeaveLastOut().split(X):
+        ...     print(f"train: {train}, test: {test}")
+        train: [0 2 4], test: [1 3]
         """
         if groups is not None:
             warnings.warn(
@@ -65,6 +74,14 @@ class _InteractionSplitter(BaseCrossValidator):
         -------
         n_splits : int
             Returns the number of splitting iterations in the cross-validator.
+
+        Examples
+        --------
+        >>> from skrec.model_selection import LeaveLastOut, LeavePerUserOut
+        >>> LeaveLastOut().get_n_splits()
+        1
+        >>> LeavePerUserOut(n_splits=3).get_n_splits()
+        3
         """
         return getattr(self, "n_splits", 1)
 
