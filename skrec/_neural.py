@@ -210,9 +210,12 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         What ``predict`` does with users or items not seen in fit. With
         ``"fallback"`` an unknown ID is scored with the average of the learned
         embedding and bias rows, so an unknown item paired with a known user gets
-        that user's bias and average preferences, and an unknown pair gets about
-        the global mean. ``"error"`` raises ``ValueError`` naming how many users
-        and items were unknown.
+        that user's bias and average preferences. Every user and item weighs
+        the same in that average, however many ratings it has, so an unknown
+        pair gets the score of a typical user and item rather than the mean
+        rating: on MovieLens, where most movies are rated below the global
+        mean, somewhat below it. ``"error"`` raises ``ValueError``
+        naming how many users and items were unknown.
 
     user_col, item_col : int or str, default=0 and 1
         Position of the user and item ID columns in ``X``, or their name when
