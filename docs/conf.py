@@ -44,6 +44,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": "/plot_",
     "ignore_pattern": r"demo\.py",
+    "within_subsection_order": "gallery_order.ReadingOrder",
     "min_reported_time": 0,
     "reset_modules": ("matplotlib",),
     "remove_config_comments": True,
