@@ -750,7 +750,8 @@ folds serve for the final scores only. RMSE and MAE are scikit-learn's \
 library's own handling of users and items unseen in u{{k}}.base applies.
 - skrec: `NeuralRecommender(random_state=0, device="{args.device}")` and \
 `MatrixFactorization(random_state=0, device="{args.device}")` with every other \
-parameter at its default (early stopping on a random 10% of the fitting rows \
+parameter at its default (early stopping on a random \
+{NeuralRecommender().validation_fraction:.0%} of the fitting rows \
 inside `fit`, best epoch's weights kept, predictions clipped to the fitted \
 rating range); `BaselineRecommender(strategy=s)` with its defaults (reg_user=15, \
 reg_item=10, n_iter=10 ALS rounds for "biases"; not clipped).
@@ -773,10 +774,13 @@ the same fold; `torch.manual_seed(0)` before the fit. IDs are encoded with skrec
 vocabulary (sorted IDs of u{{k}}.base, codes 1..n, 0 for unseen IDs), the ratings \
 standardised with their mean and std as skrec does, and predictions mapped back and \
 clipped to the fitted rating range. What differs from skrec's fit: (1) no L2 \
-penalty: skrec adds alpha=50 times each batch row's squared embedding-and-bias \
+penalty: skrec adds alpha={NeuralRecommender().alpha:g} times each batch row's \
+squared embedding-and-bias \
 norm divided by the row's frequency, skorch minimises the plain MSE with no \
-weight decay; (2) no early stopping: skrec fits on 90% of u{{k}}.base, scores the \
-other 10% after every epoch and keeps the best epoch's weights, skorch fits all of \
+weight decay; (2) no early stopping: skrec fits on \
+{1 - NeuralRecommender().validation_fraction:.0%} of u{{k}}.base, scores the \
+other {NeuralRecommender().validation_fraction:.0%} after every epoch and keeps \
+the best epoch's weights, skorch fits all of \
 u{{k}}.base for E epochs and keeps the last weights; (3) unseen IDs: skorch's row 0 \
 keeps its random initialisation, skrec sets it to the mean of the known rows; \
 (4) mechanics: skorch's DataLoader collates sample by sample and uses torch's \

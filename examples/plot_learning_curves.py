@@ -41,7 +41,7 @@ except OSError:
 # Fit with early stopping
 # -----------------------
 #
-# ``validation_fraction=0.1`` of the training ratings are held out; after each
+# ``validation_fraction=0.05`` of the training ratings are held out; after each
 # epoch the model scores them, and it stops when the score has not improved by
 # ``tol`` for more than ``n_iter_no_change`` epochs. For speed this example
 # uses 32-dimensional embeddings and 2048 ratings per step with twice the

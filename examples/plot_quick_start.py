@@ -56,7 +56,7 @@ X_train.head()
 # alternating least squares. :class:`~skrec.MatrixFactorization` adds the dot
 # product of learned user and item embeddings, and
 # :class:`~skrec.NeuralRecommender` (NeuMF) feeds the embeddings to an MLP
-# as well. Both neural models hold out 10% of the training ratings and stop
+# as well. Both neural models hold out 5% of the training ratings and stop
 # when their validation score stops improving, so no number of epochs needs
 # to be chosen.
 models = {
