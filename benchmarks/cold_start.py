@@ -34,8 +34,8 @@ from skrec import NeuralRecommender
 from skrec.datasets import load_movielens
 
 ID_COLUMNS = ["user_id", "item_id"]
-USER_FEATURES = "^(age|gender_|occupation_)"
-ITEM_FEATURES = "^(release_year|genre_)"
+USER_FEATURES = "^(?:age|gender_|occupation_)"
+ITEM_FEATURES = "^(?:release_year|genre_)"
 
 
 def parse_args():

@@ -228,8 +228,8 @@ def load_fold(data_home, fold, features):
 
 
 # The encoded columns that describe a user and those that describe an item.
-USER_FEATURES = "^(age|gender_|occupation_|zip_prefix_)"
-ITEM_FEATURES = "^(release_year|genre_)"
+USER_FEATURES = "^(?:age|gender_|occupation_|zip_prefix_)"
+ITEM_FEATURES = "^(?:release_year|genre_)"
 
 
 def feature_encoder():
