@@ -718,7 +718,6 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             # One column at a time, each original freed once it is permuted.
             for j, column in enumerate(columns):
                 columns[j] = None if column is None else column[order]
-                del column
         return Interactions.from_arrays(*columns, device=device), device
 
     def _trainer(self, module, data, seed, continue_optimizer=False, averaging=None):

@@ -57,7 +57,8 @@ def run_date(path):
 
 
 def to_rst(cell):
-    """Markdown inline code and bold as reStructuredText."""
+    """A markdown cell as reStructuredText: inline code gets double
+    backquotes; bold is written the same in both."""
     return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", cell) or " "
 
 
