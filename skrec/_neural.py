@@ -198,13 +198,18 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     n_negatives : int, default=4
         Negative items sampled per positive row by the implicit losses.
 
-    negative_sampling : {"uniform", "popularity"}, default="uniform"
+    negative_sampling : {"uniform", "popularity", "hard"}, default="uniform"
         How the implicit losses draw negative items among those the user did
-        not interact with: ``"uniform"``, every item alike, or
+        not interact with: ``"uniform"``, every item alike;
         ``"popularity"``, in proportion to each item's number of rows in fit
-        (as the ``implicit`` library's BPR does). Popular negatives teach the
-        model to rank a user's items above popular ones rather than above
-        random ones, which lowers the weight of popularity in the scores.
+        (as the ``implicit`` library's BPR does), which teaches the model to
+        rank a user's items above popular ones rather than above random ones;
+        or ``"hard"``, the ``n_negatives`` items the model scores highest
+        among ``4 * n_negatives`` uniform draws (dynamic negative sampling).
+        Hard negatives are the items that push a user's own out of the top of
+        the list, so they sharpen the head of the ranking, at the cost of
+        scoring the draws at each step; they call for a lower
+        ``learning_rate_init`` than uniform ones.
 
     device : str, default="auto"
         Where to train and predict: ``"auto"`` (the ``SKREC_DEVICE`` environment
@@ -378,7 +383,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"mse", "bce", "bpr"})],
         "n_negatives": [Interval(Integral, 1, None, closed="left")],
-        "negative_sampling": [StrOptions({"uniform", "popularity"})],
+        "negative_sampling": [StrOptions({"uniform", "popularity", "hard"})],
         "device": [str],
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
@@ -730,7 +735,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             seed=seed,
             loss=self.loss,
             n_negatives=self.n_negatives,
-            negatives_by_popularity=self.negative_sampling == "popularity",
+            negative_sampling=self.negative_sampling,
             solver=self.solver,
             n_items=len(self.items_) + 1,
             averaging=averaging,
@@ -1125,8 +1130,9 @@ class MatrixFactorization(NeuralRecommender):
     n_negatives : int, default=4
         Negative items sampled per positive row by the implicit losses.
 
-    negative_sampling : {"uniform", "popularity"}, default="uniform"
-        How the implicit losses draw negative items.
+    negative_sampling : {"uniform", "popularity", "hard"}, default="uniform"
+        How the implicit losses draw negative items, as in
+        :class:`NeuralRecommender`.
 
     device : str, default="auto"
         Where to train and predict.

@@ -619,7 +619,7 @@ def test_unhashable_id_is_a_type_error():
         ({"alpha": -1.0}, "'alpha' parameter"),
         ({"batch_size": "big"}, "'batch_size' parameter"),
         ({"loss": "hinge"}, "'loss' parameter"),
-        ({"negative_sampling": "hard"}, "'negative_sampling' parameter"),
+        ({"negative_sampling": "hardest"}, "'negative_sampling' parameter"),
         ({"solver": "lbfgs"}, "'solver' parameter"),
         ({"architecture": "deepfm"}, "'architecture' parameter"),
         ({"learning_rate": "invscaling"}, "'learning_rate' parameter"),

@@ -7,7 +7,12 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skrec import NeuralRecommender
-from skrec._engine._losses import NegativeSampler, PairSet
+from skrec._engine._losses import (
+    HARD_NEGATIVE_POOL,
+    NegativeSampler,
+    PairSet,
+    _negatives,
+)
 from skrec._engine._ranking import mask_seen, ndcg_of_held_out
 from skrec._engine._training import Interactions
 from skrec._recommend import user_item_matrix
@@ -100,6 +105,26 @@ def test_popularity_sampler_draws_in_proportion_to_rows():
     assert torch.bincount(draws, minlength=10)[4:].sum() > 0
 
 
+def test_hard_negatives_are_the_highest_scoring_of_the_draws():
+    users = torch.tensor([1, 1, 2])
+    items = torch.tensor([1, 2, 3])
+
+    def sampler(hard):
+        return NegativeSampler(
+            users, items, 50, 3, torch.Generator().manual_seed(0), hard=hard
+        )
+
+    batch = Interactions(torch.tensor([1, 2, 1, 2]), torch.tensor([1, 3, 2, 3]))
+    # The same seed draws the same pool that the hard sampler chooses from.
+    pool = sampler(hard=False).sample(batch.users, 3 * HARD_NEGATIVE_POOL)
+    negatives = _negatives(FixedScores(), batch, sampler(hard=True))
+    assert negatives.shape == (4, 3)
+    # FixedScores scores item i as i: the hardest are the largest codes.
+    expected = pool.sort(dim=1, descending=True).values[:, :3]
+    assert torch.equal(negatives.sort(dim=1, descending=True).values, expected)
+    assert not NegativeSampler(users, items, 50, 3, torch.Generator()).hard
+
+
 def test_mask_seen_sets_seen_candidates_to_minus_inf():
     scores = torch.zeros(3, 4)
     # CSR of seen item indices: row 0 -> {0, 2}, row 1 -> {}, row 2 -> {3}
@@ -135,9 +160,12 @@ def test_implicit_fit_needs_no_target(ranker, clicks):
     assert scores.shape == (5,) and np.isfinite(scores).all()
 
 
+@pytest.mark.parametrize("sampling", ["uniform", "hard"])
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
-def test_implicit_losses_rank_observed_items_above_random_ones(clicks, loss):
-    est = NeuralRecommender(**{**SMALL, "early_stopping": False}, loss=loss)
+def test_implicit_losses_rank_observed_items_above_random_ones(clicks, loss, sampling):
+    est = NeuralRecommender(
+        **{**SMALL, "early_stopping": False}, loss=loss, negative_sampling=sampling
+    )
     with pytest.warns(ConvergenceWarning):
         est.fit(clicks)
     # make_ratings draws items by popularity: the observed pairs favour popular
@@ -145,7 +173,10 @@ def test_implicit_losses_rank_observed_items_above_random_ones(clicks, loss):
     rng = np.random.RandomState(0)
     random_items = rng.choice(est.items_, len(clicks))
     random_pairs = clicks.assign(item_id=random_items)
-    assert est.predict(clicks).mean() > est.predict(random_pairs).mean() + 0.2
+    # The share of (observed, random) pairs ranked in that order: the AUC,
+    # 0.5 for a model that learned nothing.
+    observed, random = est.predict(clicks), est.predict(random_pairs)
+    assert (observed[:, None] > random[None, :]).mean() > 0.58
 
 
 def test_interaction_weights_must_be_non_negative(clicks):

@@ -10,6 +10,10 @@ import torch.nn.functional as F
 
 from ._modules import EmbeddingMLP, embedding_tables
 
+# negative_sampling="hard": uniform draws per negative kept, among which
+# the highest-scoring are the negatives.
+HARD_NEGATIVE_POOL = 4
+
 # Rounds of redrawing negatives that hit a known positive. Each round leaves a
 # share (density of the user's row) of the previous collisions, so two rounds
 # leave about density**3 of them without a per-step host synchronisation.
@@ -46,20 +50,32 @@ class NegativeSampler:
     by_popularity : bool, default=False
         Draw each item with probability proportional to its number of observed
         pairs, by picking a random observed pair's item; else uniformly.
+    hard : bool, default=False
+        Make the losses keep, of ``HARD_NEGATIVE_POOL`` draws per negative,
+        those the model scores highest (dynamic negative sampling).
     """
 
     def __init__(
-        self, users, items, n_items, n_negatives, generator, by_popularity=False
+        self,
+        users,
+        items,
+        n_items,
+        n_negatives,
+        generator,
+        by_popularity=False,
+        hard=False,
     ):
         self.n_items = n_items
         self.n_negatives = n_negatives
         self.generator = generator
         self.positives = PairSet(users, items, n_items)
         self.pool = items if by_popularity else None
+        self.hard = hard
 
-    def sample(self, users):
-        """Item codes of shape ``(len(users), n_negatives)``."""
-        shape = (len(users), self.n_negatives)
+    def sample(self, users, n_per_user=None):
+        """Item codes of shape ``(len(users), n_per_user)``, by default
+        ``(len(users), n_negatives)``."""
+        shape = (len(users), n_per_user or self.n_negatives)
         items = self._draw(shape, users.device)
         for _ in range(RESAMPLE_ROUNDS):
             items = torch.where(
@@ -133,20 +149,47 @@ def _positive_rows(user_rows, item_rows, n_pos):
 
 
 def _score_with_negatives(module, batch, sampler):
-    """Scores of the batch's positives followed by their negatives, row-major.
+    """Scores of the batch's positives followed by their negatives, row-major."""
+    negatives = _negatives(module, batch, sampler)
+    users, items, features = _paired_with(batch, negatives)
+    return scored_rows(
+        module,
+        torch.cat([batch.users, users]),
+        torch.cat([batch.items, items]),
+        None if features is None else torch.cat([batch.features, features]),
+    )
+
+
+def _negatives(module, batch, sampler):
+    """Negative item codes for the batch's rows, ``(len(batch), n_negatives)``.
+
+    Hard negatives are the items the model currently ranks highest among
+    uniform draws (Zhang et al., "Optimizing top-n collaborative filtering
+    via dynamic negative item sampling", SIGIR 2013): as training goes on,
+    random items are mostly ranked low already and teach little, while the
+    highest-scoring ones are those that push a user's items out of the top.
+    """
+    if not sampler.hard:
+        return sampler.sample(batch.users)
+    candidates = sampler.sample(batch.users, sampler.n_negatives * HARD_NEGATIVE_POOL)
+    with torch.no_grad():
+        scores = scored_rows(module, *_paired_with(batch, candidates))[0]
+    hardest = scores.view(candidates.shape).topk(sampler.n_negatives, dim=1).indices
+    return candidates.gather(1, hardest)
+
+
+def _paired_with(batch, negatives):
+    """(users, items, features) of each row's negatives, row-major.
 
     A positive's per-row and user features, if any, are kept for its
     negatives: they describe the context in which the user chose among items.
     The module replaces the item features by each negative's own.
     """
-    negatives = sampler.sample(batch.users)
-    repeats = sampler.n_negatives
-    users = torch.cat([batch.users, batch.users.repeat_interleave(repeats)])
-    items = torch.cat([batch.items, negatives.reshape(-1)])
+    repeats = negatives.shape[1]
     features = batch.features
     if features is not None:
-        features = torch.cat([features, features.repeat_interleave(repeats, dim=0)])
-    return scored_rows(module, users, items, features)
+        features = features.repeat_interleave(repeats, dim=0)
+    return batch.users.repeat_interleave(repeats), negatives.reshape(-1), features
 
 
 LOSSES = {

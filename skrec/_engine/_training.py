@@ -77,9 +77,9 @@ class Trainer:
         cross-entropy or BPR against ``n_negatives`` sampled items per row, the
         targets weighting the rows.
     n_negatives : int
-    negatives_by_popularity : bool, default=False
-        Draw negatives in proportion to the items' numbers of rows instead of
-        uniformly.
+    negative_sampling : {"uniform", "popularity", "hard"}, default="uniform"
+        Draw negatives uniformly, in proportion to the items' numbers of rows,
+        or keep the highest-scoring of several uniform draws.
     solver : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
         The optimizer; see ``make_optimizer``.
     n_items : int, default=None
@@ -112,7 +112,7 @@ class Trainer:
         seed,
         loss="mse",
         n_negatives=4,
-        negatives_by_popularity=False,
+        negative_sampling="uniform",
         solver="adam",
         n_items=None,
         averaging=None,
@@ -157,7 +157,8 @@ class Trainer:
                 n_items or tables["item"].num_embeddings,
                 n_negatives,
                 self.generator,
-                by_popularity=negatives_by_popularity,
+                by_popularity=negative_sampling == "popularity",
+                hard=negative_sampling == "hard",
             )
         # Each table's strength is folded into its row weights: one less
         # operation per step. Tables without a strength, or that the module
