@@ -156,6 +156,30 @@ def column_label(estimator, param):
     return f"{param}={getattr(estimator, param)!r}"
 
 
+def interaction_column(owner, X, param):
+    """The column of X that ``owner.<param>`` names, as a Series checked for
+    missing values; ``owner`` is a splitter or any object with that attribute."""
+    if isinstance(X, pd.DataFrame):
+        names = [str(name) for name in X.columns]
+    else:
+        X = check_array(X, dtype=None, ensure_all_finite=False)
+        names = None
+    position = column_position(owner, param, names, X.shape[1])
+    if names is None:
+        # A column of an object array holds Python objects: infer the
+        # numbers' dtype, as a DataFrame column would have.
+        values = pd.Series(X[:, position]).infer_objects()
+    else:
+        values = X.iloc[:, position]
+    n_missing = int(values.isna().sum())
+    if n_missing:
+        raise ValueError(
+            f"Column {column_label(owner, param)} contains {n_missing} missing "
+            "values (NaN or None); every row needs one."
+        )
+    return values
+
+
 def validate_target(y, users, estimator_name):
     if y is None:
         raise ValueError(

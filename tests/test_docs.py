@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-MODULES = ["skrec", "skrec.datasets", "skrec.metrics", "skrec.model_selection"]
+MODULES = [
+    "skrec",
+    "skrec.datasets",
+    "skrec.metrics",
+    "skrec.model_selection",
+    "skrec.preprocessing",
+]
 
 
 def benchmark_tables():

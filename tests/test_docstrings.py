@@ -1,16 +1,16 @@
 """Check the docstrings of skrec's public API with numpydoc's validator.
 
 Every public class and function of ``skrec``, ``skrec.datasets``,
-``skrec.metrics`` and ``skrec.model_selection`` (the names in their
-``__all__``) is checked, and so is every public method or property of those
-classes that skrec defines or overrides (``fit``, ``predict``, ``score``,
-``partial_fit``, ``recommend``, ``split``, ``get_n_splits``...). Methods
-inherited unchanged from scikit-learn or ``object`` (``get_params``,
-``set_params``, ``get_metadata_routing``, the ``set_*_request`` methods made by
-metadata routing) are scikit-learn's docstrings, not skrec's, and are skipped,
-as are public names that are neither classes nor functions
-(``skrec.__version__``, ``skrec.SKOPS_TRUSTED_TYPES``), which numpydoc cannot
-validate.
+``skrec.metrics``, ``skrec.model_selection`` and ``skrec.preprocessing`` (the
+names in their ``__all__``) is checked, and so is every public method or
+property of those classes that skrec defines or overrides (``fit``,
+``predict``, ``score``, ``partial_fit``, ``recommend``, ``split``,
+``get_n_splits``...). Methods inherited unchanged from scikit-learn or
+``object`` (``get_params``, ``set_params``, ``get_metadata_routing``, the
+``set_*_request`` methods made by metadata routing) are scikit-learn's
+docstrings, not skrec's, and are skipped, as are public names that are neither
+classes nor functions (``skrec.__version__``, ``skrec.SKOPS_TRUSTED_TYPES``),
+which numpydoc cannot validate.
 
 Every numpydoc check is enforced except the ones in ``IGNORED``: among others,
 
@@ -47,7 +47,13 @@ import pytest
 
 numpydoc_validation = pytest.importorskip("numpydoc.validate")
 
-PUBLIC_MODULES = ["skrec", "skrec.datasets", "skrec.metrics", "skrec.model_selection"]
+PUBLIC_MODULES = [
+    "skrec",
+    "skrec.datasets",
+    "skrec.metrics",
+    "skrec.model_selection",
+    "skrec.preprocessing",
+]
 
 # Public names that are data rather than classes or functions.
 NOT_VALIDATED = {"skrec.__version__", "skrec.SKOPS_TRUSTED_TYPES"}
@@ -144,6 +150,7 @@ def test_public_objects_are_collected():
         "skrec.model_selection.LeaveLastOut.split",
         "skrec.model_selection.LeavePerUserOut.get_n_splits",
         "skrec.model_selection.train_test_split_per_user",
+        "skrec.preprocessing.recency_weights",
     ]:
         assert expected in PUBLIC_OBJECTS
     # Inherited unchanged from scikit-learn: not skrec's docstrings.

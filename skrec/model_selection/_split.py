@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import check_consistent_length
 
 from .._sklearn_compat import Interval, validate_params
-from .._validation import column_label, column_position
+from .._validation import interaction_column
 
 _COLUMN = [Integral, str]
 
@@ -167,13 +167,13 @@ class LeaveLastOut(_InteractionSplitter):
         self.item_col = item_col
 
     def _iter_test_masks(self, X, y=None, groups=None):
-        users = _column(self, X, "user_col")
+        users = interaction_column(self, X, "user_col")
         if self.timestamp_col is None:
             time_order = ()
         else:
             time_order = (
-                _ranks(_column(self, X, "timestamp_col")),
-                _ranks(_column(self, X, "item_col")),
+                _ranks(interaction_column(self, X, "timestamp_col")),
+                _ranks(interaction_column(self, X, "item_col")),
             )
         yield _last_per_user(users, _at_most(self.n), time_order)
 
@@ -240,7 +240,7 @@ class LeavePerUserOut(_InteractionSplitter):
         self.random_state = random_state
 
     def _iter_test_masks(self, X, y=None, groups=None):
-        users = _column(self, X, "user_col")
+        users = interaction_column(self, X, "user_col")
         rng = check_random_state(self.random_state)
         for _ in range(self.n_splits):
             random_order = (rng.permutation(len(users)),)
@@ -315,7 +315,7 @@ class TemporalSplit(_InteractionSplitter):
         self.cut = cut
 
     def _iter_test_masks(self, X, y=None, groups=None):
-        timestamps = _column(self, X, "timestamp_col")
+        timestamps = interaction_column(self, X, "timestamp_col")
         cut = self.cut
         if cut is None:
             n_test = int(np.ceil(_times(self.test_size, len(timestamps))))
@@ -451,38 +451,17 @@ class _UserShareSplit(_InteractionSplitter):
         self.min_train = min_train
 
     def _iter_test_masks(self, X, y=None, groups=None):
-        users = _column(self, X, "user_col")
+        users = interaction_column(self, X, "user_col")
         if self.timestamp_col is None:
             rng = check_random_state(self.random_state)
             order = (rng.permutation(len(users)),)
         else:
-            order = (_ranks(_column(self, X, "timestamp_col")),)
+            order = (_ranks(interaction_column(self, X, "timestamp_col")),)
         yield _last_per_user(users, self._n_test, order)
 
     def _n_test(self, counts):
         wanted = np.floor(_times(self.test_size, counts)).astype(np.intp)
         return np.clip(np.minimum(wanted, counts - self.min_train), 0, None)
-
-
-def _column(splitter, X, param):
-    """Return the column of X that parameter `param` of `splitter` names.
-
-    The values come back as a Series, checked for missing values.
-    """
-    if isinstance(X, pd.DataFrame):
-        names = [str(name) for name in X.columns]
-    else:
-        X = check_array(X, dtype=None, ensure_all_finite=False)
-        names = None
-    position = column_position(splitter, param, names, X.shape[1])
-    values = X.iloc[:, position] if names is not None else pd.Series(X[:, position])
-    n_missing = int(values.isna().sum())
-    if n_missing:
-        raise ValueError(
-            f"Column {column_label(splitter, param)} contains {n_missing} missing "
-            "values (NaN or None); every row needs one to be split."
-        )
-    return values
 
 
 def _ranks(values):
