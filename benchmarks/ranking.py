@@ -29,6 +29,7 @@ import pandas as pd
 import sklearn
 import torch
 from _common import RESULTS_DIR, default_data_home, median_seconds
+from _implicit_library import ImplicitLibraryRecommender, library_version
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -36,14 +37,47 @@ from skrec import NeuralRecommender, PopularityRecommender
 from skrec.datasets import load_movielens
 from skrec.metrics import hit_rate_at_k, make_ranking_scorer, ndcg_at_k
 from skrec.model_selection import LeaveLastOut
+from skrec.preprocessing import recency_weights
 
-# Candidate NeuralRecommender parameters; each loss tries every one of them.
+# Candidate NeuralRecommender parameters; each loss tries every one of them
+# but those that name another loss.
+# "recency_half_life" is not a parameter: it fits the model with
+# skrec.preprocessing.recency_weights of that half-life as y.
+MF = {"alpha": 0.5, "hidden_layer_sizes": ()}
+HARD = {"negative_sampling": "hard"}
 GRID = [
     {"alpha": 5.0},
-    {"alpha": 20.0},
-    {"alpha": 5.0, "negative_sampling": "popularity"},
-    {"alpha": 0.5, "hidden_layer_sizes": (), "learning_rate_init": 0.01},
+    {**MF, "learning_rate_init": 0.01},
+    {**MF, "learning_rate_init": 0.01, "recency_half_life": 20},
+    {**MF, **HARD, "loss": "bce", "learning_rate_init": 0.003},
+    {**MF, **HARD, "loss": "bpr", "learning_rate_init": 0.002},
+    {**MF, **HARD, "loss": "bce", "learning_rate_init": 0.006, "recency_half_life": 20},
+    {**MF, **HARD, "loss": "bpr", "learning_rate_init": 0.002, "recency_half_life": 20},
 ]
+HALF_LIFE = "recency_half_life"
+# The implicit library's models, each choosing among its grid on validation.
+IMPLICIT_GRIDS = {
+    "als": [
+        {"factors": factors, "regularization": reg, "alpha": alpha, "iterations": 15}
+        | ({} if half_life is None else {HALF_LIFE: half_life})
+        for factors in (32, 64, 128)
+        for reg in (0.01, 0.1, 1.0, 10.0)
+        for alpha in (1.0, 5.0, 20.0)
+        for half_life in (None, 20)
+    ],
+    "bpr": [
+        {
+            "factors": factors,
+            "regularization": reg,
+            "learning_rate": lr,
+            "iterations": it,
+        }
+        for factors in (32, 64, 128)
+        for reg in (0.001, 0.01, 0.1)
+        for lr in (0.01, 0.05)
+        for it in (100, 300)
+    ],
+}
 LOSSES = ("bce", "bpr")
 K = 10
 N_SAMPLED_NEGATIVES = 99
@@ -78,7 +112,7 @@ def parse_args():
         type=parse_grid,
         default=GRID,
         help="Python literal list of NeuralRecommender parameter dicts, tried "
-        "with each loss (no 'loss' key).",
+        "with each loss, or with the one they name under 'loss'.",
     )
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument(
@@ -86,6 +120,12 @@ def parse_args():
         type=int,
         default=MAX_EPOCHS,
         help="most epochs of a validation curve",
+    )
+    parser.add_argument(
+        "--no-implicit",
+        dest="implicit",
+        action="store_false",
+        help="skip the implicit library (skipped anyway when not installed)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -98,9 +138,14 @@ def parse_args():
         f"--max-epochs {QUICK_MAX_EPOCHS}",
     )
     args = parser.parse_args()
+    if args.implicit and library_version() is None:
+        print("The implicit library is not installed: its models are skipped.")
+        args.implicit = False
     if args.quick:
         args.grid, args.seeds = args.grid[:1], args.seeds[:1]
         args.max_epochs = QUICK_MAX_EPOCHS
+        for algorithm, grid in IMPLICIT_GRIDS.items():
+            IMPLICIT_GRIDS[algorithm] = grid[:1]
     return args
 
 
@@ -112,8 +157,8 @@ def parse_grid(text):
         or not all(isinstance(config, dict) for config in grid)
     ):
         raise argparse.ArgumentTypeError("--grid must be a non-empty list of dicts")
-    if any("loss" in config for config in grid):
-        raise argparse.ArgumentTypeError("--grid configurations must not set 'loss'")
+    if any(config.get("loss", LOSSES[0]) not in LOSSES for config in grid):
+        raise argparse.ArgumentTypeError(f"--grid losses must be among {LOSSES}")
     return grid
 
 
@@ -184,18 +229,42 @@ def neural_model(params, seed, args, n_epochs=None):
     # that it trains the model selected.
     model = NeuralRecommender(
         device=args.device, random_state=seed, weight_averaging=None
-    ).set_params(**params)
+    ).set_params(**estimator_params(params))
     if n_epochs is not None:
         model.set_params(early_stopping=False, max_iter=n_epochs)
     return model
 
 
-def fit_timed(model, rows):
-    """Fit on the ID columns of ``rows`` (every row an interaction); seconds."""
+def implicit_model(params, seed):
+    return ImplicitLibraryRecommender(
+        random_state=seed, user_col="user_id", item_col="item_id"
+    ).set_params(**estimator_params(params))
+
+
+def estimator_params(params):
+    """A configuration's estimator parameters: all but the weights' half-life."""
+    return {key: value for key, value in params.items() if key != HALF_LIFE}
+
+
+def row_weights(rows, params):
+    """The y of a configuration: recency weights of ``rows``, or None."""
+    if params is None or params.get(HALF_LIFE) is None:
+        return None
+    return recency_weights(
+        rows,
+        half_life=params[HALF_LIFE],
+        timestamp_col="timestamp",
+        user_col="user_id",
+    )
+
+
+def fit_timed(model, rows, params=None):
+    """Fit on the ID columns of ``rows`` (every row an interaction), weighted
+    as ``params`` says; seconds, the weights' computation included."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
-        model.fit(rows[ID_COLUMNS])
+        model.fit(rows[ID_COLUMNS], row_weights(rows, params))
         return time.perf_counter() - start
 
 
@@ -218,10 +287,10 @@ def validation_curve(params, train, validation, args):
     Stops once the smoothed HR@K has not improved for PATIENCE epochs.
     """
     model = neural_model(params, args.seeds[0], args)
-    rows = train[ID_COLUMNS]
+    rows, weights = train[ID_COLUMNS], row_weights(train, params)
     curve, start = [], time.perf_counter()
     for epoch in range(1, args.max_epochs + 1):
-        model.partial_fit(rows)
+        model.partial_fit(rows, weights)
         curve.append(full_ranking_metrics(model, validation))
         hits = smoothed([point["full_hr"] for point in curve], SMOOTHING_WINDOW)
         if epoch - 1 - int(np.argmax(hits)) >= PATIENCE:
@@ -238,6 +307,8 @@ def select_config(loss, train, validation, args):
     """
     rows = []
     for config in args.grid:
+        if config.get("loss", loss) != loss:
+            continue
         params = {"loss": loss, **config}
         curve, seconds = validation_curve(params, train, validation, args)
         hits = smoothed([point["full_hr"] for point in curve], SMOOTHING_WINDOW)
@@ -258,13 +329,30 @@ def select_config(loss, train, validation, args):
     return rows, best["params"], best["epochs"]
 
 
-def test_runs(make_model, seeds, non_test, test):
+def select_implicit(algorithm, train, validation, args):
+    """The implicit library's ``algorithm``: validation results of each
+    configuration of its grid, and the best one."""
+    rows = []
+    for config in IMPLICIT_GRIDS[algorithm]:
+        params = {"algorithm": algorithm, **config}
+        model = implicit_model(params, args.seeds[0])
+        seconds = fit_timed(model, train, params)
+        rows.append(
+            {"params": params, "epochs": None, "seconds": seconds}
+            | full_ranking_metrics(model, validation)
+        )
+    best = max(rows, key=lambda row: (row["full_hr"], row["full_ndcg"]))
+    print(validation_line(f"implicit {algorithm} (best of {len(rows)})", best))
+    return rows, best["params"]
+
+
+def test_runs(make_model, seeds, non_test, test, params=None):
     """Per seed: fit on the non-test rows, metrics on the test items."""
     runs = []
     all_users = np.unique(non_test["user_id"])
     for seed in seeds:
         model = make_model(seed)
-        seconds = fit_timed(model, non_test)
+        seconds = fit_timed(model, non_test, params)
         runs.append(
             {
                 "seed": seed,
@@ -314,8 +402,22 @@ def run_benchmark(frame, args):
             args.seeds,
             non_test,
             test,
+            params,
         )
         results[f"neural {loss}"] = (params | {"max_iter": n_epochs}, runs)
+    if args.implicit:
+        for algorithm in IMPLICIT_GRIDS:
+            rows, params = select_implicit(algorithm, train, validation, args)
+            selection += rows
+            print(f"implicit {algorithm}: chose {format_params(params)}; test runs:")
+            runs = test_runs(
+                lambda seed, params=params: implicit_model(params, seed),
+                args.seeds,
+                non_test,
+                test,
+                params,
+            )
+            results[f"implicit {algorithm}"] = (params, runs)
     return selection, results
 
 
@@ -329,12 +431,15 @@ def format_params(params):
 
 
 def validation_line(name, row):
-    timing = (
-        ""
-        if row["seconds"] is None
-        else f"; best at {row['epochs']} epochs of {len(row['curve'])} run in "
-        f"{row['seconds']:.0f} s"
-    )
+    if row["seconds"] is None:
+        timing = ""
+    elif "curve" not in row:
+        timing = f"; fit in {row['seconds']:.1f} s"
+    else:
+        timing = (
+            f"; best at {row['epochs']} epochs of {len(row['curve'])} run in "
+            f"{row['seconds']:.0f} s"
+        )
     return (
         f"- validation {name} [{format_params(row['params'])}]: "
         f"HR@{K} {row['full_hr']:.4f}, NDCG@{K} {row['full_ndcg']:.4f}{timing}"
@@ -368,11 +473,12 @@ def mean_std(values, digits):
 def protocol_text(args):
     return f"""Protocol:
 - Data: every rating of MovieLens-100K `u.data` is an interaction (ratings \
-ignored, no weights). Per user, the latest interaction (timestamp; ties broken \
+ignored). Per user, the latest interaction (timestamp; ties broken \
 by the larger item ID, as `LeaveLastOut(timestamp_col="timestamp")` does) is the \
 test item and the next-latest the validation item; train = all other rows.
 - Model selection: each NeuralRecommender configuration (the grid below, with \
-`loss` set to each of {args.losses}, `device="{args.device}"`, \
+`loss` set to each of {args.losses} unless the configuration names one, \
+`device="{args.device}"`, \
 `random_state={args.seeds[0]}`, default parameters otherwise) is trained on train \
 one epoch at a time with `partial_fit`, up to {args.max_epochs} epochs, and \
 after every epoch scored by full-ranking HR@{K} and NDCG@{K} on the validation \
@@ -381,6 +487,23 @@ smoothed by a centred {SMOOTHING_WINDOW}-epoch moving average; the configuration
 and epoch count with the highest smoothed HR@{K} (ties: NDCG@{K}) are kept, and \
 a curve stops {PATIENCE} epochs after its best smoothed value. The validation \
 figures below are these smoothed values.
+- Recency weights: a configuration with `{HALF_LIFE}=h` is fitted with \
+`y = skrec.preprocessing.recency_weights(rows, half_life=h, \
+timestamp_col="timestamp", user_col="user_id")`, computed on the rows it is \
+fitted on (train for validation, train + validation for test): each user's \
+k-th latest interaction weighs 0.5 ** (k / h). Other configurations weigh every \
+row 1.
+- The implicit library ({library_version() or "not installed"}): \
+`AlternatingLeastSquares` and `BayesianPersonalizedRanking` (CPU), fitted on the \
+same rows through an adapter that encodes IDs and recommends with skrec's own \
+`recommend` (same candidates, same seen-item exclusion, same metrics); ALS \
+reads recency weights, if any, as its confidence (times `alpha`), BPR ignores \
+weights, as the library does. Each chooses among its grid \
+({len(IMPLICIT_GRIDS["als"])} ALS and {len(IMPLICIT_GRIDS["bpr"])} BPR \
+configurations: factors, regularization, alpha or learning rate, iterations, \
+half-life) by validation HR@{K} (ties: NDCG@{K}), then is refitted on all \
+non-test rows with each seed; only the chosen configuration is listed below. \
+{"Not run in this report." if not args.implicit else ""}
 - Test: the chosen configuration is refitted on all non-test rows (train + \
 validation) for the chosen number of epochs (`early_stopping=False`, \
 `max_iter` = epochs, `weight_averaging=None` like the `partial_fit` curves) \
@@ -421,7 +544,7 @@ def report_header(args, source, seconds, load_before):
 {os.cpu_count()} CPUs
 - Versions: torch {torch.__version__}, numpy {np.__version__}, scikit-learn \
 {sklearn.__version__}, pandas {pd.__version__}, skrec {skrec.__version__}, \
-Python {platform.python_version()}
+implicit {library_version() or "not installed"}, Python {platform.python_version()}
 - torch.get_num_threads(): {torch.get_num_threads()}; device: {args.device}
 - 1-minute load average before / after the run: {load_before:.2f} / \
 {os.getloadavg()[0]:.2f} (other jobs on the machine slow the fits)
@@ -438,12 +561,24 @@ def validation_table(selection, chosen, seed):
         f"NDCG@{K} | chosen |",
         "|---|---|---:|---:|---:|---:|---:|:---:|",
     ]
+    n_tried = {}
     for row in selection:
-        name = (
-            "popularity" if row["params"] is None else f"neural {row['params']['loss']}"
-        )
+        if row["params"] is not None and "algorithm" in row["params"]:
+            algorithm = row["params"]["algorithm"]
+            n_tried[algorithm] = n_tried.get(algorithm, 0) + 1
+    for row in selection:
+        params = row["params"]
+        is_chosen = params is not None and params in chosen
+        if params is None:
+            name = "popularity"
+        elif "algorithm" in params:
+            if not is_chosen:
+                continue
+            algorithm = params["algorithm"]
+            name = f"implicit {algorithm} (best of {n_tried[algorithm]})"
+        else:
+            name = f"neural {params['loss']}"
         seconds = "—" if row["seconds"] is None else f"{row['seconds']:.1f}"
-        is_chosen = row["params"] is not None and row["params"] in chosen
         lines.append(
             f"| {name} | {format_params(row['params'])} | {row['epochs'] or '—'} | "
             f"{len(row.get('curve', [])) or '—'} | {seconds} | "
@@ -538,6 +673,8 @@ def plot_validation_curves(selection, path):
     for row in selection:
         if row["params"] is None:
             ax.axhline(row["full_hr"], color="gray", linestyle=":", label="popularity")
+            continue
+        if "curve" not in row:
             continue
         epochs_run = np.arange(1, len(row["curve"]) + 1)
         (line,) = ax.plot(epochs_run, row["curve"], alpha=0.3, linewidth=1)
