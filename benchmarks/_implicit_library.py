@@ -78,10 +78,10 @@ class ImplicitLibraryRecommender(RecommendMixin, BaseRecommender):
         )
         confidence.sum_duplicates()
         self.user_items_ = user_item_matrix(user_codes, item_codes, *shape)
-        model = self._library_model()
         # implicit parallelises over users itself: a BLAS thread pool inside
         # each of its threads only oversubscribes the cores.
         with threadpool_limits(1, "blas"):
+            model = self._library_model()
             model.fit(confidence, show_progress=False)
         self._user_factors = np.asarray(model.user_factors)
         self._item_factors = np.asarray(model.item_factors)

@@ -60,8 +60,8 @@ IMPLICIT_GRIDS = {
     "als": [
         {"factors": factors, "regularization": reg, "alpha": alpha, "iterations": 15}
         | ({} if half_life is None else {HALF_LIFE: half_life})
-        for factors in (32, 64, 128)
-        for reg in (0.01, 0.1, 1.0, 10.0)
+        for factors in (16, 32, 64, 128)
+        for reg in (0.01, 0.1, 1.0, 10.0, 50.0)
         for alpha in (1.0, 5.0, 20.0)
         for half_life in (None, 20)
     ],
@@ -74,8 +74,8 @@ IMPLICIT_GRIDS = {
         }
         for factors in (32, 64, 128)
         for reg in (0.001, 0.01, 0.1)
-        for lr in (0.01, 0.05)
-        for it in (100, 300)
+        for lr in (0.005, 0.01, 0.05)
+        for it in (50, 100, 300)
     ],
 }
 LOSSES = ("bce", "bpr")
@@ -325,7 +325,7 @@ def select_config(loss, train, validation, args):
             }
         )
         print(validation_line(f"neural {loss}", rows[-1]))
-    best = max(rows, key=lambda row: (row["full_hr"], row["full_ndcg"]))
+    best = max(rows, key=score)
     return rows, best["params"], best["epochs"]
 
 
@@ -341,9 +341,23 @@ def select_implicit(algorithm, train, validation, args):
             {"params": params, "epochs": None, "seconds": seconds}
             | full_ranking_metrics(model, validation)
         )
-    best = max(rows, key=lambda row: (row["full_hr"], row["full_ndcg"]))
+    # The table shows the best configuration of each half-life (None: no
+    # weights), which tells what the weights are worth to the library.
+    by_half_life = {}
+    for row in rows:
+        key = row["params"].get(HALF_LIFE)
+        if key not in by_half_life or score(row) > score(by_half_life[key]):
+            by_half_life[key] = row
+    for row in by_half_life.values():
+        row["shown"] = True
+    best = max(rows, key=score)
     print(validation_line(f"implicit {algorithm} (best of {len(rows)})", best))
     return rows, best["params"]
+
+
+def score(row):
+    """What model selection maximises: validation HR@K, then NDCG@K."""
+    return row["full_hr"], row["full_ndcg"]
 
 
 def test_runs(make_model, seeds, non_test, test, params=None):
@@ -564,18 +578,21 @@ def validation_table(selection, chosen, seed):
     n_tried = {}
     for row in selection:
         if row["params"] is not None and "algorithm" in row["params"]:
-            algorithm = row["params"]["algorithm"]
-            n_tried[algorithm] = n_tried.get(algorithm, 0) + 1
+            key = row["params"]["algorithm"], row["params"].get(HALF_LIFE)
+            n_tried[key] = n_tried.get(key, 0) + 1
     for row in selection:
         params = row["params"]
         is_chosen = params is not None and params in chosen
         if params is None:
             name = "popularity"
         elif "algorithm" in params:
-            if not is_chosen:
+            if not row.get("shown"):
                 continue
             algorithm = params["algorithm"]
-            name = f"implicit {algorithm} (best of {n_tried[algorithm]})"
+            half_life = params.get(HALF_LIFE)
+            weights = "no weights" if half_life is None else f"{HALF_LIFE}={half_life}"
+            tried = n_tried[algorithm, half_life]
+            name = f"implicit {algorithm} (best of {tried}, {weights})"
         else:
             name = f"neural {params['loss']}"
         seconds = "—" if row["seconds"] is None else f"{row['seconds']:.1f}"
