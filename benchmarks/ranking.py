@@ -345,11 +345,9 @@ def select_implicit(algorithm, train, validation, args):
     # weights), which tells what the weights are worth to the library.
     by_half_life = {}
     for row in rows:
-        key = row["params"].get(HALF_LIFE)
-        if key not in by_half_life or score(row) > score(by_half_life[key]):
-            by_half_life[key] = row
-    for row in by_half_life.values():
-        row["shown"] = True
+        by_half_life.setdefault(row["params"].get(HALF_LIFE), []).append(row)
+    for group in by_half_life.values():
+        max(group, key=score)["best_of"] = len(group)
     best = max(rows, key=score)
     print(validation_line(f"implicit {algorithm} (best of {len(rows)})", best))
     return rows, best["params"]
@@ -516,7 +514,8 @@ weights, as the library does. Each chooses among its grid \
 ({len(IMPLICIT_GRIDS["als"])} ALS and {len(IMPLICIT_GRIDS["bpr"])} BPR \
 configurations: factors, regularization, alpha or learning rate, iterations, \
 half-life) by validation HR@{K} (ties: NDCG@{K}), then is refitted on all \
-non-test rows with each seed; only the chosen configuration is listed below. \
+non-test rows with each seed. The validation table lists its best \
+configuration with and without weights; the test table, the one chosen. \
 {"Not run in this report." if not args.implicit else ""}
 - Test: the chosen configuration is refitted on all non-test rows (train + \
 validation) for the chosen number of epochs (`early_stopping=False`, \
@@ -575,24 +574,19 @@ def validation_table(selection, chosen, seed):
         f"NDCG@{K} | chosen |",
         "|---|---|---:|---:|---:|---:|---:|:---:|",
     ]
-    n_tried = {}
-    for row in selection:
-        if row["params"] is not None and "algorithm" in row["params"]:
-            key = row["params"]["algorithm"], row["params"].get(HALF_LIFE)
-            n_tried[key] = n_tried.get(key, 0) + 1
     for row in selection:
         params = row["params"]
         is_chosen = params is not None and params in chosen
         if params is None:
             name = "popularity"
         elif "algorithm" in params:
-            if not row.get("shown"):
+            if "best_of" not in row:
                 continue
-            algorithm = params["algorithm"]
             half_life = params.get(HALF_LIFE)
             weights = "no weights" if half_life is None else f"{HALF_LIFE}={half_life}"
-            tried = n_tried[algorithm, half_life]
-            name = f"implicit {algorithm} (best of {tried}, {weights})"
+            name = (
+                f"implicit {params['algorithm']} (best of {row['best_of']}, {weights})"
+            )
         else:
             name = f"neural {params['loss']}"
         seconds = "—" if row["seconds"] is None else f"{row['seconds']:.1f}"
