@@ -1021,7 +1021,9 @@ class _History:
         )
         if value > self.best:
             self.best = value
-            self.best_state = copy.deepcopy(module.state_dict())
+            # Only early stopping goes back to the best weights.
+            if self.early_stopping:
+                self.best_state = copy.deepcopy(module.state_dict())
 
     def restore_best(self, module):
         if self.early_stopping and self.best_state is not None:

@@ -62,10 +62,53 @@ def test_forward_equals_embed_then_score():
     module = make_module(n_features=2)
     data = make_data(n_features=2)
     rows = module.embed(data.users, data.items)
+    codes = (data.users, data.items)
     assert torch.equal(
         module(data.users, data.items, data.features),
-        module.score(*rows, data.features),
+        module.score(*rows, data.features, codes=codes),
     )
+
+
+# 500 rows hold the 21 user and 16 item rows many times over: the first layer
+# is computed per table row. 20 rows hold neither twice: it is computed per
+# batch row. 35 rows: per table row for items (16) only.
+@pytest.mark.parametrize("n_rows", [500, 35, 20])
+@pytest.mark.parametrize("n_features", [0, 2])
+def test_first_layer_per_table_row_gives_the_same_scores_and_gradients(
+    n_rows, n_features
+):
+    modules = [make_module(n_features=n_features) for _ in range(2)]
+    data = make_data(n_rows=n_rows, n_features=n_features)
+    scores = []
+    for module, codes in zip(modules, [(data.users, data.items), None], strict=True):
+        rows = module.embed(data.users, data.items)
+        scores.append(module.score(*rows, data.features, codes=codes))
+        (scores[-1] - data.targets).square().mean().backward()
+    torch.testing.assert_close(scores[0], scores[1], rtol=1e-5, atol=1e-6)
+    for fast, reference in zip(*(m.parameters() for m in modules), strict=True):
+        torch.testing.assert_close(fast.grad, reference.grad, rtol=1e-4, atol=1e-6)
+    # Each table projected whole is gathered with one index_select.
+    assert (
+        _count_nodes(scores[0].grad_fn, "IndexSelectBackward0")
+        == {
+            500: 2,
+            35: 1,
+            20: 0,
+        }[n_rows]
+    )
+    assert _count_nodes(scores[1].grad_fn, "IndexSelectBackward0") == 0
+
+
+def _count_nodes(grad_fn, name):
+    """How many nodes of the autograd graph from ``grad_fn`` are ``name``."""
+    seen, stack = set(), [grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return sum(type(node).__name__ == name for node in seen)
 
 
 def test_inverse_frequency():

@@ -24,6 +24,11 @@ EMBEDDING_INIT_STD = 0.05
 # (user, item) pairs per block of the MLP when scoring a grid.
 GRID_BLOCK_PAIRS = 8192
 
+# Pairs per table row from which the MLP's first layer is computed once per
+# table row: below it, the matrix product over the whole table and the gather
+# cost more than the product over the batch's rows.
+PROJECTED_ROWS_PER_TABLE_ROW = 2
+
 
 ARCHITECTURES = {
     # name: (has an MLP, product of the embeddings, implicit histories)
@@ -126,7 +131,8 @@ class EmbeddingMLP(nn.Module):
         features = self.side_features(users, items, features)
         user_rows, item_rows = self.embed(users, items)
         with_history = self.with_history(user_rows, item_rows, users, items)
-        return self.score(*with_history, features), user_rows, item_rows
+        scores = self.score(*with_history, features, codes=(users, items))
+        return scores, user_rows, item_rows
 
     def set_history(self, users, items):
         """Take the (user, item) code pairs whose implicit histories ``svdpp``
@@ -219,14 +225,15 @@ class EmbeddingMLP(nn.Module):
         """The table rows ``[p, b]`` of ``users`` and of ``items``."""
         return self.user_table(users), self.item_table(items)
 
-    def score(self, user_rows, item_rows, features=None):
-        """Scores of pairs given their table rows and side features."""
+    def score(self, user_rows, item_rows, features=None, codes=None):
+        """Scores of pairs given their table rows and side features, and
+        optionally their ``(users, items)`` codes, which let the MLP's first
+        layer be computed per table row (see ``_mlp_scores``)."""
         p, user_bias = user_rows[:, :-1], user_rows[:, -1]
         q, item_bias = item_rows[:, :-1], item_rows[:, -1]
         terms = []
         if self.mlp is not None:
-            mlp_input = [p, q] if features is None else [p, q, features]
-            terms.append(self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1))
+            terms.append(self._mlp_scores(p, q, features, codes))
         if self.product == "dot":
             terms.append((p * q).sum(dim=1))
         elif self.product == "weighted":
@@ -236,6 +243,37 @@ class EmbeddingMLP(nn.Module):
         if not self.biases:
             return _summed(terms)
         return _summed(terms) + user_bias + item_bias + self.global_bias
+
+    def _mlp_scores(self, p, q, features, codes):
+        """The MLP's score of pairs with embeddings ``p`` and ``q``.
+
+        The first layer is linear in ``[p, q, x]``, so its ``p`` part can be
+        computed once per user row of the table and gathered for the batch,
+        and likewise for items. A batch with several times more pairs than a
+        table has rows (large batches, small catalogues) then costs a
+        fraction of the work: the same values, summed in another order.
+        """
+        mlp_input = [p, q] if features is None else [p, q, features]
+        first = self.mlp[0] if len(self.mlp) else None
+        if codes is None or first is None or self.history_tables is not None:
+            return self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1)
+        dim = p.shape[1]
+        halves = (
+            (self.user_table, codes[0], p, first.weight[:, :dim]),
+            (self.item_table, codes[1], q, first.weight[:, dim : 2 * dim]),
+        )
+        hidden = first.bias
+        for table, table_codes, x, weight in halves:
+            if not table.sparse and len(table_codes) >= (
+                PROJECTED_ROWS_PER_TABLE_ROW * table.num_embeddings
+            ):
+                projected = table.weight[:, :-1] @ weight.T
+                hidden = hidden + projected.index_select(0, table_codes)
+            else:
+                hidden = hidden + x @ weight.T
+        if features is not None:
+            hidden = hidden + features @ first.weight[:, 2 * dim :].T
+        return self.output(self.mlp[1:](hidden)).squeeze(1)
 
     def score_matrix(self, users, items):
         """Scores of every (user, item) pair, from the kept user and item features.
