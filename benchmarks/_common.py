@@ -1,4 +1,4 @@
-"""What every benchmark script shares: where results go and where the data are."""
+"""What every benchmark script shares: where results go, where the data are, timers."""
 
 import os
 import statistics
@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from skrec._engine._training import Trainer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # The data's licence forbids shipping them: they sit in shared/ beside the repository.
@@ -19,6 +21,27 @@ def default_data_home():
     if SHARED_DATA_HOME.is_dir():
         return str(SHARED_DATA_HOME)
     return os.environ.get("SKREC_DATA")
+
+
+class EpochTimer:
+    """The wall time of each ``Trainer.train_epoch`` call while the block runs."""
+
+    def __enter__(self):
+        self.seconds = []
+        self._train_epoch = Trainer.train_epoch
+        timer = self
+
+        def timed_epoch(trainer):
+            start = time.perf_counter()
+            loss = timer._train_epoch(trainer)
+            timer.seconds.append(time.perf_counter() - start)
+            return loss
+
+        Trainer.train_epoch = timed_epoch
+        return self
+
+    def __exit__(self, *exc):
+        Trainer.train_epoch = self._train_epoch
 
 
 def median_seconds(call, repeats):

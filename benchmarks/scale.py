@@ -27,13 +27,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import sklearn
 import torch
-from _common import RESULTS_DIR, encode_ratings, train_plain_epoch
+from _common import RESULTS_DIR, EpochTimer, encode_ratings, train_plain_epoch
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
 from skrec import NeuralRecommender
 from skrec._engine._modules import EmbeddingMLP
-from skrec._engine._training import Trainer
 from skrec.datasets import make_ratings
 
 N_USERS = 1_000_000
@@ -82,27 +81,6 @@ class PeakMemory:
         self._running = False
         self._thread.join()
         self.peak = max(self.peak, rss_gb())
-
-
-class EpochTimer:
-    """The wall time of each ``Trainer.train_epoch`` call while the block runs."""
-
-    def __enter__(self):
-        self.seconds = []
-        self._train_epoch = Trainer.train_epoch
-        timer = self
-
-        def timed_epoch(trainer):
-            start = time.perf_counter()
-            loss = timer._train_epoch(trainer)
-            timer.seconds.append(time.perf_counter() - start)
-            return loss
-
-        Trainer.train_epoch = timed_epoch
-        return self
-
-    def __exit__(self, *exc):
-        Trainer.train_epoch = self._train_epoch
 
 
 def estimator(batch_size, device):
