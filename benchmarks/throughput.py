@@ -7,7 +7,7 @@ around the same EmbeddingMLP, and writes a markdown table and a plot to
 ``benchmarks/results/``.
 
     python benchmarks/throughput.py [--data-home DIR]
-        [--batch-sizes 256 1024 4096 16384 65536] [--repeats 5] [--epochs 3]
+        [--batch-sizes 256 1024 4096 16384 65536] [--repeats 7] [--epochs 3]
         [--skorch-epochs 1] [--device cpu]
 """
 
@@ -49,7 +49,7 @@ def parse_args():
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536]
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
         "--skorch-epochs",
@@ -281,7 +281,9 @@ against {args.epochs} for the others: samples/s is a per-epoch rate either way, 
 but fewer epochs weigh the fixed per-fit cost more.
 - One untimed warm-up (1-epoch fit / 1 epoch) each per batch size, then \
 {args.repeats} repeats of the four, their order rotated every repeat so that \
-each goes first in turn; figures are medians over the repeats.
+each goes first in turn; samples/s are medians over the repeats, and each ratio \
+is the median over the repeats of that repeat's ratio: the two sides of a ratio \
+run minutes apart at most, so that a slow spell of the machine weighs on both.
 """
 
 
@@ -290,6 +292,13 @@ def medians(results):
         batch_size: {name: statistics.median(v) for name, v in rates.items()}
         for batch_size, rates in results.items()
     }
+
+
+def median_ratio(rates, numerator, denominator):
+    """The median over the repeats of each repeat's ``numerator / denominator``."""
+    return statistics.median(
+        a / b for a, b in zip(rates[numerator], rates[denominator], strict=True)
+    )
 
 
 def results_table(results):
@@ -301,14 +310,22 @@ def results_table(results):
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for batch_size, rate in medians(results).items():
+        rates = results[batch_size]
+        ratios = [
+            median_ratio(rates, numerator, denominator)
+            for numerator, denominator in (
+                ("skrec", "plain"),
+                ("skrec_epochs", "plain"),
+                ("skrec_same_epochs", "plain"),
+                ("skrec", "skorch"),
+            )
+        ]
         lines.append(
             f"| {batch_size:,} | {rate['skrec']:,.0f} | {rate['skrec_epochs']:,.0f} "
             f"| {rate['skrec_same_epochs']:,.0f} "
-            f"| {rate['plain']:,.0f} | {rate['skorch']:,.0f} "
-            f"| {rate['skrec'] / rate['plain']:.2f} "
-            f"| {rate['skrec_epochs'] / rate['plain']:.2f} "
-            f"| {rate['skrec_same_epochs'] / rate['plain']:.2f} "
-            f"| {rate['skrec'] / rate['skorch']:.2f} |"
+            f"| {rate['plain']:,.0f} | {rate['skorch']:,.0f} | "
+            + " | ".join(f"{ratio:.2f}" for ratio in ratios)
+            + " |"
         )
     lines += ["", "Samples/s of each repeat, in order:", ""]
     lines += [repeats_line(b, rates) for b, rates in results.items()]
