@@ -253,22 +253,34 @@ class EmbeddingMLP(nn.Module):
         table has rows (large batches, small catalogues) then costs a
         fraction of the work: the same values, summed in another order.
         """
-        mlp_input = [p, q] if features is None else [p, q, features]
         first = self.mlp[0] if len(self.mlp) else None
-        if codes is None or first is None or self.history_tables is not None:
+        projected = [
+            codes is not None
+            and first is not None
+            and self.history_tables is None
+            and not table.sparse
+            and len(table_codes) >= PROJECTED_ROWS_PER_TABLE_ROW * table.num_embeddings
+            for table, table_codes in zip(
+                (self.user_table, self.item_table), codes or (None, None), strict=True
+            )
+        ]
+        if not any(projected):
+            mlp_input = [p, q] if features is None else [p, q, features]
             return self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1)
         dim = p.shape[1]
-        halves = (
-            (self.user_table, codes[0], p, first.weight[:, :dim]),
-            (self.item_table, codes[1], q, first.weight[:, dim : 2 * dim]),
-        )
         hidden = first.bias
-        for table, table_codes, x, weight in halves:
-            if not table.sparse and len(table_codes) >= (
-                PROJECTED_ROWS_PER_TABLE_ROW * table.num_embeddings
-            ):
-                projected = table.weight[:, :-1] @ weight.T
-                hidden = hidden + projected.index_select(0, table_codes)
+        halves = zip(
+            (self.user_table, self.item_table),
+            codes,
+            (p, q),
+            (first.weight[:, :dim], first.weight[:, dim : 2 * dim]),
+            projected,
+            strict=True,
+        )
+        for table, table_codes, x, weight, per_table_row in halves:
+            if per_table_row:
+                rows = table.weight[:, :-1] @ weight.T
+                hidden = hidden + rows.index_select(0, table_codes)
             else:
                 hidden = hidden + x @ weight.T
         if features is not None:
