@@ -253,32 +253,21 @@ class EmbeddingMLP(nn.Module):
         table has rows (large batches, small catalogues) then costs a
         fraction of the work: the same values, summed in another order.
         """
-        first = self.mlp[0] if len(self.mlp) else None
-        projected = [
-            codes is not None
-            and first is not None
-            and self.history_tables is None
-            and not table.sparse
-            and len(table_codes) >= PROJECTED_ROWS_PER_TABLE_ROW * table.num_embeddings
-            for table, table_codes in zip(
-                (self.user_table, self.item_table), codes or (None, None), strict=True
-            )
-        ]
-        if not any(projected):
+        tables = (self.user_table, self.item_table)
+        per_table_row = (False, False)
+        if codes is not None and len(self.mlp) and self.history_tables is None:
+            per_table_row = tuple(map(_computed_per_table_row, tables, codes))
+        if not any(per_table_row):
             mlp_input = [p, q] if features is None else [p, q, features]
             return self.output(self.mlp(torch.cat(mlp_input, dim=1))).squeeze(1)
+        first = self.mlp[0]
         dim = p.shape[1]
+        weights = (first.weight[:, :dim], first.weight[:, dim : 2 * dim])
         hidden = first.bias
-        halves = zip(
-            (self.user_table, self.item_table),
-            codes,
-            (p, q),
-            (first.weight[:, :dim], first.weight[:, dim : 2 * dim]),
-            projected,
-            strict=True,
-        )
-        for table, table_codes, x, weight, per_table_row in halves:
-            if per_table_row:
+        for table, table_codes, x, weight, projected in zip(
+            tables, codes, (p, q), weights, per_table_row, strict=True
+        ):
+            if projected:
                 rows = table.weight[:, :-1] @ weight.T
                 hidden = hidden + rows.index_select(0, table_codes)
             else:
@@ -389,6 +378,16 @@ class _SparseProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return None, None, ctx.transposed @ grad
+
+
+def _computed_per_table_row(table, codes):
+    """Whether the MLP's first layer is computed once per row of ``table``
+    for a batch with these ``codes``: a dense table whose rows the batch holds
+    ``PROJECTED_ROWS_PER_TABLE_ROW`` times over."""
+    return (
+        not table.sparse
+        and len(codes) >= PROJECTED_ROWS_PER_TABLE_ROW * table.num_embeddings
+    )
 
 
 def _offsets(counts):
