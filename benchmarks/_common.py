@@ -11,9 +11,10 @@ import torch.nn.functional as F
 
 from skrec._engine._training import Trainer
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 # The data's licence forbids shipping them: they sit in shared/ beside the repository.
-SHARED_DATA_HOME = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA_HOME = REPO_ROOT.parent / "shared" / "data"
 
 
 def default_data_home():
@@ -21,6 +22,46 @@ def default_data_home():
     if SHARED_DATA_HOME.is_dir():
         return str(SHARED_DATA_HOME)
     return os.environ.get("SKREC_DATA")
+
+
+def _relative(path, base):
+    """``path`` below ``base`` as a relative POSIX path, or None if it is not."""
+    for candidate in {os.path.abspath(path), os.path.realpath(path)}:
+        for root in {os.path.abspath(base), os.path.realpath(base)}:
+            try:
+                inside = os.path.commonpath([candidate, root]) == root
+            except ValueError:  # on another drive
+                inside = False
+            if inside:
+                return Path(os.path.relpath(candidate, root)).as_posix()
+    return None
+
+
+def display_path(path):
+    """``path`` as the results print it: never an absolute path of this machine.
+
+    A path in the repository or beside it (``shared/data``) is given relative to
+    the repository root (``./skrec``, ``../shared/data``); one elsewhere relative
+    to the ``SKREC_DATA`` directory (``$SKREC_DATA/...``) or the home directory
+    (``~/...``), or else by its last component only (``.../data``). ``None``, the
+    data home of ``load_movielens`` by default, is ``$SKREC_DATA`` when that is
+    set and ``~/skrec_data`` otherwise.
+    """
+    if path is None:
+        return "$SKREC_DATA" if os.environ.get("SKREC_DATA") else "~/skrec_data"
+    path = os.path.expanduser(os.fspath(path))
+    if (relative := _relative(path, REPO_ROOT)) is not None:
+        return "." if relative == "." else f"./{relative}"
+    if (relative := _relative(path, REPO_ROOT.parent)) is not None:
+        return ".." if relative == "." else f"../{relative}"
+    for name, base in (
+        ("$SKREC_DATA", os.environ.get("SKREC_DATA")),
+        ("~", os.path.expanduser("~")),
+    ):
+        if base and (relative := _relative(path, os.path.expanduser(base))):
+            return name if relative == "." else f"{name}/{relative}"
+    name = Path(os.path.abspath(path)).name
+    return f".../{name}" if name else "..."
 
 
 class EpochTimer:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
-from _common import RESULTS_DIR, default_data_home, median_seconds
+from _common import RESULTS_DIR, default_data_home, display_path, median_seconds
 from _implicit_library import ImplicitLibraryRecommender, library_version
 from sklearn.exceptions import ConvergenceWarning
 
@@ -715,7 +715,8 @@ def main():
         torch.set_num_threads(args.threads)
     frame = load_interactions(args.data_home)
     source = (
-        f"MovieLens-100K u.data from {args.data_home}: {len(frame):,} interactions, "
+        f"MovieLens-100K u.data from {display_path(args.data_home)}: "
+        f"{len(frame):,} interactions, "
         f"{frame['user_id'].nunique():,} users, {frame['item_id'].nunique():,} items"
     )
     print(source)
@@ -738,7 +739,10 @@ def main():
     )
     plot_results(results, title, RESULTS_DIR / "ranking.png")
     plot_validation_curves(selection, RESULTS_DIR / "ranking_validation.png")
-    print(f"Wrote ranking.md, ranking.png and ranking_validation.png in {RESULTS_DIR}")
+    print(
+        "Wrote ranking.md, ranking.png and ranking_validation.png in "
+        f"{display_path(RESULTS_DIR)}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sklearn
 import skorch
 import surprise
 import torch
-from _common import RESULTS_DIR, default_data_home, median_seconds
+from _common import RESULTS_DIR, default_data_home, display_path, median_seconds
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
@@ -809,6 +809,8 @@ def report_header(args, seconds, load_before):
         else ""
     )
     command = shlex.join(["python", "benchmarks/rating.py", *sys.argv[1:]])
+    skrec_shown = display_path(os.path.dirname(skrec.__file__))
+    data_shown = display_path(args.data_home)
     return f"""# Rating prediction on MovieLens-100K, official folds
 {quick}
 - Date: {datetime.datetime.now().isoformat(timespec="seconds")}
@@ -817,11 +819,11 @@ def report_header(args, seconds, load_before):
 - Versions: torch {torch.__version__}, numpy {np.__version__}, pandas \
 {pd.__version__}, scikit-learn {sklearn.__version__}, scikit-surprise \
 {surprise.__version__}, skorch {skorch.__version__}, skrec {skrec.__version__} \
-(imported from {os.path.dirname(skrec.__file__)}), Python {platform.python_version()}
+(imported from {skrec_shown}), Python {platform.python_version()}
 - torch.get_num_threads(): {torch.get_num_threads()}; device: {args.device}
 - 1-minute load average before / after the run: {load_before:.2f} / \
 {os.getloadavg()[0]:.2f} (other jobs on the machine slow the fits)
-- Data: MovieLens-100K u{{k}}.base / u{{k}}.test from {args.data_home}, folds \
+- Data: MovieLens-100K u{{k}}.base / u{{k}}.test from {data_shown}, folds \
 {", ".join(f"u{fold}" for fold in args.folds)}
 - Command: `{command}`; run time {seconds:.0f} s
 """
@@ -941,7 +943,7 @@ def main():
         title + (" (--quick)" if args.quick else ""),
         RESULTS_DIR / "rating.png",
     )
-    print(f"Wrote {RESULTS_DIR / 'rating.md'} and {RESULTS_DIR / 'rating.png'}")
+    print(f"Wrote rating.md and rating.png in {display_path(RESULTS_DIR)}")
 
 
 if __name__ == "__main__":

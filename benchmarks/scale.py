@@ -27,7 +27,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import sklearn
 import torch
-from _common import RESULTS_DIR, EpochTimer, encode_ratings, train_plain_epoch
+from _common import (
+    RESULTS_DIR,
+    EpochTimer,
+    display_path,
+    encode_ratings,
+    train_plain_epoch,
+)
 from sklearn.exceptions import ConvergenceWarning
 
 import skrec
@@ -342,7 +348,7 @@ def main():
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "scale.md").write_text(report)
     plot_results(results, args.device, RESULTS_DIR / "scale.png")
-    print(f"Wrote {RESULTS_DIR / 'scale.md'} and {RESULTS_DIR / 'scale.png'}")
+    print(f"Wrote scale.md and scale.png in {display_path(RESULTS_DIR)}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from _common import (
     RESULTS_DIR,
     EpochTimer,
     default_data_home,
+    display_path,
     encode_ratings,
     train_plain_epoch,
 )
@@ -72,13 +73,14 @@ def load_ratings(data_home):
             download_if_missing=False,
         )
         name = "MovieLens-100K u1"
-        source = f"MovieLens-100K fold u1 (u1.base) from {data_home}"
+        source = f"MovieLens-100K fold u1 (u1.base) from {display_path(data_home)}"
     except OSError as exc:
         print(f"MovieLens-100K not found ({exc}); using synthetic ratings instead.")
         X, y = make_ratings(n_users=943, n_items=1682, n_ratings=80_000, random_state=0)
         name = "synthetic ratings"
         source = (
-            f"MovieLens-100K NOT FOUND in {data_home}; synthetic make_ratings("
+            f"MovieLens-100K NOT FOUND in {display_path(data_home)}; synthetic "
+            "make_ratings("
             "n_users=943, n_items=1682, n_ratings=80_000, random_state=0)"
         )
     X = pd.DataFrame(X)
@@ -376,7 +378,7 @@ def main():
     (RESULTS_DIR / "throughput.md").write_text(report)
     title = f"Fit throughput, {data_name}, {device}"
     plot_results(results, title, RESULTS_DIR / "throughput.png")
-    print(f"Wrote {RESULTS_DIR / 'throughput.md'} and {RESULTS_DIR / 'throughput.png'}")
+    print(f"Wrote throughput.md and throughput.png in {display_path(RESULTS_DIR)}")
 
 
 if __name__ == "__main__":
