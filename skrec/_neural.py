@@ -16,6 +16,7 @@ from ._encoding import encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, ARCHITECTURES, EmbeddingMLP
 from ._engine._optimizers import SOLVERS, resume_optimizer
+from ._engine._progress import EpochProgress
 from ._engine._ranking import ndcg_of_held_out, score_matrix
 from ._engine._training import (
     Interactions,
@@ -28,6 +29,7 @@ from ._engine._training import (
     seeded,
     set_history,
 )
+from ._parallel import cpu_threads
 from ._recommend import RecommendMixin, union_of_pairs, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions, _fit_context
 from ._validation import (
@@ -46,6 +48,11 @@ AUTO_AVERAGING_MAX_WEIGHTS = 4_000_000
 # training diverged, even while it stays finite: Adam's normalised steps keep
 # the weights finite at learning rates that wreck the model.
 DIVERGED_LOSS_FACTOR = 1_000
+# The largest rating: its square, times the factor above, stays finite in
+# float64. The largest implicit weight: a batch's weighted loss stays finite
+# in float32.
+MAX_RATING = 1e150
+MAX_WEIGHT = 1e30
 
 
 class NeuralRecommender(RecommendMixin, BaseRecommender):
@@ -216,6 +223,17 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         variable, else CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:1"``, ``"mps"``. An unavailable device raises ``ValueError``.
 
+    n_jobs : int, default=None
+        The CPU threads torch trains and predicts on. None: as many as the
+        cores this process may use (its CPU affinity and container limits),
+        within any limit set by ``OMP_NUM_THREADS``, ``torch.set_num_threads``
+        or ``threadpoolctl.threadpool_limits``; and, during fit, fewer while
+        other processes keep those cores busy, since torch's threads spin
+        while they wait for each other and crawl on cores shared with other
+        work. An int fixes the count whatever the load (-1: every core this
+        process may use), as a fit that must repeat bit for bit on a busy
+        machine needs.
+
     handle_unknown : {"fallback", "error"}, default="fallback"
         What ``predict`` does with users or items not seen in fit. With
         ``"fallback"`` an unknown ID is scored with the average of the learned
@@ -247,7 +265,10 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, the batch order and
         dropout. An int gives bitwise identical predictions across fits, and
-        across pickling, on the CPU with the same torch and thread count. On a
+        across pickling, on the CPU with the same torch and thread count
+        (``n_jobs`` as an int fixes the count; by default it drops while other
+        processes load the cores, which a few operations round differently
+        with). On a
         GPU, scatter-adds in the embedding backward run in a nondeterministic
         order, so two fits differ in the last bits and drift apart over
         epochs; ``torch.use_deterministic_algorithms(True)`` makes them
@@ -258,7 +279,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         new embedding rows; the previous ones keep theirs.
 
     verbose : bool, default=False
-        Print one line per epoch: loss, validation score, seconds, samples/s.
+        Print one line per epoch: loss, validation score, seconds, samples/s;
+        and, within epochs longer than 10 s, a line every 10 s with the rows
+        done, rows per second and the estimated time left.
 
     Attributes
     ----------
@@ -385,6 +408,11 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         "n_negatives": [Interval(Integral, 1, None, closed="left")],
         "negative_sampling": [StrOptions({"uniform", "popularity", "hard"})],
         "device": [str],
+        "n_jobs": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, None, -1, closed="right"),
+            None,
+        ],
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
         "item_col": [Integral, str],
@@ -421,6 +449,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         n_negatives=4,
         negative_sampling="uniform",
         device="auto",
+        n_jobs=None,
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
@@ -453,6 +482,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self.n_negatives = n_negatives
         self.negative_sampling = negative_sampling
         self.device = device
+        self.n_jobs = n_jobs
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col
@@ -539,7 +569,8 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         data = Interactions.from_arrays(
             user_codes, item_codes, self._scale_features(features), device=self.device_
         )
-        scores = predict_scores(self.module_, data)
+        with cpu_threads(self.n_jobs):
+            scores = predict_scores(self.module_, data)
         if self._implicit():
             return scores
         return np.clip(self._y_mean + self._y_scale * scores, *self.rating_range_)
@@ -592,9 +623,10 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 f"was fitted with {n_row_features} per-row side features; declare "
                 "user- and item-level features with user_features and item_features."
             )
-        return score_matrix(
-            self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
-        )
+        with cpu_threads(self.n_jobs):
+            return score_matrix(
+                self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
+            )
 
     def _implicit(self):
         return self.loss != "mse"
@@ -646,6 +678,10 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     # -- fitting ----------------------------------------------------------------
 
     def _fit(self, X, y):
+        with cpu_threads(self.n_jobs, follow_load=True) as threads:
+            self._fit_on_threads(X, y, threads)
+
+    def _fit_on_threads(self, X, y, threads):
         first_pass = not hasattr(self, "module_") or not self.warm_start
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         # Rows come encoded in a random order when some are held out, so that
@@ -659,6 +695,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             trainer = self._trainer(
                 module, train, seed, averaging=self._weight_averaging(module)
             )
+            trainer.step_hooks.append(threads.follow_load_now)
             history = self._run_epochs(trainer, validation)
         module = trainer.averaged_module
         # Predictions draw on every interaction of fit, the validation rows'
@@ -668,6 +705,10 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         self._set_history(history)
 
     def _partial_fit(self, X, y):
+        with cpu_threads(self.n_jobs, follow_load=True) as threads:
+            self._partial_fit_on_threads(X, y, threads)
+
+    def _partial_fit_on_threads(self, X, y, threads):
         first_pass = not hasattr(self, "module_")
         seen_before = None if first_pass else self.user_items_
         data, device = self._encoded_data(X, y, first_pass)
@@ -681,6 +722,11 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             module = self._initial_module(data, device, first_pass)
             set_history(module, self.user_items_)
             trainer = self._trainer(module, data, seed, continue_optimizer=True)
+            trainer.step_hooks.append(threads.follow_load_now)
+            if self.verbose:
+                progress = EpochProgress()
+                progress.start(1 if first_pass else self.n_iter_ + 1)
+                trainer.step_hooks.append(progress)
             loss = trainer.train_epoch() * self._y_scale**2
         self._raise_if_diverged(loss, 1)
         self._set_fitted_module(module, device, trainer)
@@ -770,8 +816,20 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
 
     def _validate_target(self, y, users):
         if self._implicit():
-            return validate_weights(y, users, type(self).__name__)
-        return validate_target(y, users, type(self).__name__)
+            y = validate_weights(y, users, type(self).__name__)
+            limit, what = MAX_WEIGHT, "the float32 loss they weight overflows"
+        else:
+            y = validate_target(y, users, type(self).__name__)
+            limit = MAX_RATING
+            what = "their squared errors (the loss, in y's units) overflow"
+        largest = float(np.abs(y).max()) if len(y) else 0.0
+        if largest > limit:
+            raise ValueError(
+                f"y holds values of magnitude up to {largest:.3g}, beyond "
+                f"{limit:.0e}, at which {what}; rescale y first, for "
+                f"example y / {10.0 ** math.ceil(math.log10(largest)):.0e}."
+            )
+        return y
 
     def _set_scalers(self, features, y):
         # Standardised ratings and features let one learning rate suit any
@@ -900,19 +958,31 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         n_rows = len(data)
         # Rounded up, as scikit-learn's train_test_split rounds a test_size.
         n_validation = math.ceil(self.validation_fraction * n_rows)
-        if n_validation < 1 or n_validation >= n_rows:
-            raise ValueError(
-                f"early_stopping=True holds out validation_fraction="
-                f"{self.validation_fraction} of the rows, which leaves no training or "
-                f"no validation rows with n_samples={n_rows}. Use more rows, another "
-                "validation_fraction, or early_stopping=False."
+        if n_validation >= n_rows:
+            # An estimator with default parameters fits any valid data, a
+            # handful of rows included: it trains on them all instead.
+            warnings.warn(
+                f"early_stopping=True would hold out validation_fraction="
+                f"{self.validation_fraction} of the rows, which leaves no training "
+                f"rows with n_samples={n_rows}; {type(self).__name__} trains on "
+                f"every row for max_iter={self.max_iter} epochs without early "
+                "stopping. Use more rows or a smaller validation_fraction to stop "
+                "early.",
+                UserWarning,
+                stacklevel=7,
             )
+            return data, None
         return data.rows(slice(n_validation, None)), data.rows(slice(n_validation))
 
     def _run_epochs(self, trainer, validation):
         history = _History(early_stopping=validation is not None, tol=self.tol)
+        progress = EpochProgress() if self.verbose else None
+        if progress is not None:
+            trainer.step_hooks.append(progress)
         for epoch in range(1, self.max_iter + 1):
             start = time.perf_counter()
+            if progress is not None:
+                progress.start(epoch)
             try:
                 loss = trainer.train_epoch() * self._y_scale**2
             except KeyboardInterrupt:
@@ -922,7 +992,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                     f"Training interrupted by the user in epoch {epoch}; keeping the "
                     "best weights so far.",
                     UserWarning,
-                    stacklevel=5,
+                    stacklevel=7,
                 )
                 break
             self._raise_if_diverged(loss, epoch)
@@ -943,7 +1013,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
                 "before converging; raise max_iter.",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=7,
             )
         history.restore_best(trainer.averaged_module)
         return history
@@ -1139,6 +1209,11 @@ class MatrixFactorization(NeuralRecommender):
     device : str, default="auto"
         Where to train and predict.
 
+    n_jobs : int, default=None
+        The CPU threads torch trains and predicts on, as in
+        :class:`NeuralRecommender`: by default the usable cores, fewer while
+        other processes keep them busy.
+
     handle_unknown : {"fallback", "error"}, default="fallback"
         What ``predict`` does with users or items not seen in fit.
 
@@ -1158,7 +1233,7 @@ class MatrixFactorization(NeuralRecommender):
         Continue from the previous fit's weights.
 
     verbose : bool, default=False
-        Print one line per epoch.
+        Print one line per epoch, and progress lines within long epochs.
 
     Attributes
     ----------
@@ -1238,6 +1313,7 @@ class MatrixFactorization(NeuralRecommender):
         n_negatives=4,
         negative_sampling="uniform",
         device="auto",
+        n_jobs=None,
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
@@ -1265,6 +1341,7 @@ class MatrixFactorization(NeuralRecommender):
         self.n_negatives = n_negatives
         self.negative_sampling = negative_sampling
         self.device = device
+        self.n_jobs = n_jobs
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col

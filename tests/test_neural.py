@@ -657,9 +657,11 @@ def test_predict_rejects_a_different_number_of_columns(fitted, ratings):
         fitted.predict(X.assign(extra=1.0).to_numpy())
 
 
-def test_early_stopping_needs_rows_to_hold_out():
-    with pytest.raises(ValueError, match="n_samples=1"):
-        NeuralRecommender(**SMALL).fit([[1, 1]], [3.0])
+def test_early_stopping_is_skipped_with_a_warning_when_no_row_can_be_held_out():
+    with pytest.warns(UserWarning, match="n_samples=1.*without early stopping"):
+        est = NeuralRecommender(**SMALL).fit([[1, 1]], [3.0])
+    assert est.validation_scores_ is None
+    assert est.predict([[1, 1]]) == pytest.approx([3.0])
     est = NeuralRecommender(**{**SMALL, "early_stopping": False, "max_iter": 2})
     with pytest.warns(ConvergenceWarning):
         assert np.isfinite(est.fit([[1, 1]], [3.0]).predict([[1, 1]])).all()
@@ -949,3 +951,22 @@ def test_a_huge_learning_rate_is_a_divergence_even_with_finite_losses(
     with pytest.raises(FloatingPointError, match="over 1000 times the .* of a"):
         est.fit(X, y)
     np.testing.assert_array_equal(est.predict(X), expected)
+
+
+@pytest.mark.parametrize("loss, scale", [("mse", 1e154), ("bce", 1e40)])
+def test_targets_too_large_for_training_are_an_error_about_y(ratings, loss, scale):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "loss": loss})
+    with pytest.raises(
+        ValueError, match=r"y holds values of magnitude up to .*rescale y"
+    ):
+        est.fit(X, y * scale)
+
+
+def test_huge_but_representable_ratings_fit_on_their_own_scale(ratings):
+    X, y = ratings
+    est = NeuralRecommender(**{**SMALL, "max_iter": 3})
+    with pytest.warns(ConvergenceWarning):
+        y_pred = est.fit(X, y * 1e100).predict(X)
+    assert np.isfinite(y_pred).all()
+    assert y.min() * 1e100 <= y_pred.min() and y_pred.max() <= y.max() * 1e100

@@ -159,6 +159,9 @@ class Trainer:
             getattr(self.optimizer, "lean_step", None) or self.optimizer.step
         )
         self.parameters = list(module.parameters())
+        # Called as hook(rows_done, n_rows) after every step of an epoch: to
+        # follow the load of the cores, to report progress.
+        self.step_hooks = []
         self.loss = LOSSES[loss]
         self.sampler = None
         if loss != "mse":
@@ -221,6 +224,8 @@ class Trainer:
             losses.append(self.train_step(batch))
             if step % RELEASE_MEMORY_EVERY == 0:
                 release_freed_memory()
+            for hook in self.step_hooks:
+                hook(start + len(batch), n_rows)
         sizes = torch.tensor(
             [min(self.batch_size, n_rows - start) for start in starts],
             dtype=torch.float64,

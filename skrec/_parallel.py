@@ -1,0 +1,24 @@
+"""How many CPU threads an estimator's torch work runs on: its ``n_jobs``."""
+
+import joblib
+import torch
+
+from ._engine._threads import CpuThreads
+
+
+def cpu_threads(n_jobs, follow_load=False):
+    """The ``CpuThreads`` context of an estimator call with ``n_jobs``.
+
+    None: the threads torch would use (``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``, a ``threadpoolctl`` limit in force), at most
+    the CPUs joblib finds this process may use (affinity and container
+    quotas), following the load of the cores if ``follow_load``. An int: that
+    many threads whatever the load, a negative one counting back from the
+    usable CPUs as joblib does (-1: all of them).
+    """
+    if n_jobs is None:
+        n_threads = min(torch.get_num_threads(), joblib.cpu_count())
+        return CpuThreads(n_threads, follow_load=follow_load)
+    if n_jobs < 0:
+        n_jobs = max(joblib.cpu_count() + 1 + n_jobs, 1)
+    return CpuThreads(n_jobs)
