@@ -12,11 +12,14 @@ script has:
   computes (single-threaded BLAS each);
 - GridSearchCV: 4 candidates, 3-fold, ``n_jobs=1`` against ``n_jobs=2``.
 
-``--before REV`` runs the same in a git worktree of the commit REV too, to
-compare with skrec as it was. Writes ``benchmarks/results/contention.md``.
+Each revision of ``--revisions`` (default: HEAD) is measured from a git
+worktree of it, so that uncommitted changes do not enter the figures, and
+``a80d031 HEAD`` compares with skrec before it followed the load. Rows are
+kept in ``benchmarks/results/contention.json`` across runs and tabled in
+``contention.md``.
 
     python benchmarks/contention.py [--data-home DIR] [--repeats 3]
-        [--before REV] [--import-orders skrec torch]
+        [--revisions REV ...] [--import-orders skrec torch]
 """
 
 import argparse
@@ -84,7 +87,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=default_data_home())
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--before", help="also measure skrec at this git revision")
+    parser.add_argument(
+        "--revisions",
+        nargs="+",
+        default=["HEAD"],
+        help="git revisions of skrec to measure, each from a worktree of it",
+    )
     parser.add_argument(
         "--import-orders",
         nargs="+",
@@ -156,49 +164,62 @@ def measure(args, pythonpath, torch_first):
 
 
 def worktree(revision, folder):
+    """A detached git worktree of ``revision`` in ``folder``, and its short hash."""
     subprocess.run(
         ["git", "-C", str(REPOSITORY), "worktree", "add", "--detach", folder, revision],
         check=True,
         capture_output=True,
     )
-    return Path(folder)
+    short = subprocess.run(
+        ["git", "-C", folder, "rev-parse", "--short", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return Path(folder), short
 
 
-def table(results):
+def remove_worktree(folder):
+    subprocess.run(
+        ["git", "-C", str(REPOSITORY), "worktree", "remove", "--force", folder],
+        check=False,
+    )
+
+
+def table(rows):
     lines = [
         "| skrec | import order | alone s | two at once s (slower of the two) "
         "| ratio | beside busy processes s | ratio | GridSearchCV n_jobs=1 s "
-        "| n_jobs=2 s | n_jobs=2 / n_jobs=1 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| n_jobs=2 s | n_jobs=2 / n_jobs=1 | measured | load before |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for (version, order), row in results.items():
+    for row in rows:
         alone, pair = row["alone"], row["two at once"]
         busy = row["beside busy processes"]
         serial, parallel = row["GridSearchCV n_jobs=1"], row["GridSearchCV n_jobs=2"]
+        load = "n/a" if row["load"] is None else f"{row['load']:.2f}"
         lines.append(
-            f"| {version} | {order} first | {alone:.1f} | {pair:.1f} "
+            f"| {row['revision']} | {row['order']} first | {alone:.1f} | {pair:.1f} "
             f"| {pair / alone:.2f} | {busy:.1f} | {busy / alone:.2f} "
-            f"| {serial:.1f} | {parallel:.1f} | {parallel / serial:.2f} |"
+            f"| {serial:.1f} | {parallel:.1f} | {parallel / serial:.2f} "
+            f"| {row['date']} | {load} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def report(args, results, seconds, load_before):
-    command = "python benchmarks/contention.py --repeats " + str(args.repeats)
-    if args.before:
-        command += f" --before {args.before}"
+def report(args, rows):
     return f"""# Fits on shared cores
 
-- Date: {datetime.datetime.now().isoformat(timespec="seconds")}
 - Machine: {platform.platform()}, {platform.processor() or platform.machine()}, \
 {os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable
 - Versions: torch {torch.__version__}, numpy {np.__version__}, skrec \
 {skrec.__version__}, Python {platform.python_version()}; torch's threads when \
 alone: {torch.get_num_threads()}
-- 1-minute load average before / after the run: {load_before:.2f} / \
-{os.getloadavg()[0]:.2f}
 - Data: MovieLens-100K fold u1 (u1.base) from {display_path(args.data_home)}
-- Command: `{command}`; run time {seconds:.0f} s
+- Command: `python benchmarks/contention.py --repeats {args.repeats} --revisions \
+REV [REV ...]`: each revision is measured from a git worktree of it; the rows of \
+earlier runs are kept in `contention.json`, one row per revision and import \
+order, with the date and 1-minute load average of its run.
 
 Protocol: every figure is the wall time of `NeuralRecommender(random_state=0).fit` \
 (default parameters) in a fresh process, or of the whole `GridSearchCV` over \
@@ -211,42 +232,39 @@ imports skrec, which imports torch; "torch first": it imports torch before skrec
 Medians of {args.repeats} repeats, except the GridSearchCV columns (one run each). \
 The ratios divide by "alone" of the same row.
 
-{table(results)}"""
+{table(rows)}"""
 
 
 def main():
-    start, load_before = time.perf_counter(), os.getloadavg()[0]
     args = parse_args()
-    versions = {"this commit": REPOSITORY}
+    saved = RESULTS_DIR / "contention.json"
+    rows = json.loads(saved.read_text()) if saved.exists() else []
     with tempfile.TemporaryDirectory() as folder:
-        if args.before:
-            versions = {
-                args.before: worktree(args.before, folder + "/before"),
-                **versions,
-            }
-        results = {}
-        try:
-            for version, path in versions.items():
+        for k, revision in enumerate(args.revisions):
+            path, short = worktree(revision, f"{folder}/{k}")
+            try:
                 for order in args.import_orders:
-                    print(f"skrec {version}, {order} imported first", flush=True)
-                    results[version, order] = measure(args, path, order == "torch")
-        finally:
-            if args.before:
-                subprocess.run(
-                    [
-                        "git",
-                        "-C",
-                        str(REPOSITORY),
-                        "worktree",
-                        "remove",
-                        "--force",
-                        folder + "/before",
-                    ],
-                    check=False,
-                )
-    text = report(args, results, time.perf_counter() - start, load_before)
-    print("\n" + text)
+                    print(f"skrec {short}, {order} imported first", flush=True)
+                    load = os.getloadavg()[0]
+                    row = measure(args, path, order == "torch")
+                    rows = [
+                        r for r in rows if (r["revision"], r["order"]) != (short, order)
+                    ]
+                    rows.append(
+                        {
+                            "revision": short,
+                            "order": order,
+                            "date": datetime.date.today().isoformat(),
+                            "load": load,
+                            **row,
+                        }
+                    )
+            finally:
+                remove_worktree(f"{folder}/{k}")
     RESULTS_DIR.mkdir(exist_ok=True)
+    saved.write_text(json.dumps(rows, indent=1) + "\n")
+    text = report(args, rows)
+    print("\n" + text)
     (RESULTS_DIR / "contention.md").write_text(text)
     print(f"Wrote {display_path(RESULTS_DIR / 'contention.md')}")
 
