@@ -2,13 +2,11 @@
 
 import copy
 import math
-import time
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._base import BaseRecommender
@@ -29,6 +27,11 @@ from ._engine._training import (
     seeded,
     set_history,
 )
+from ._fit_loop import (
+    raise_if_diverged,
+    run_epochs,
+    set_fit_history,
+)
 from ._parallel import cpu_threads
 from ._recommend import RecommendMixin, union_of_pairs, user_item_matrix
 from ._sklearn_compat import Interval, StrOptions, _fit_context
@@ -44,13 +47,9 @@ AUTO_BATCH_SIZE = 1024
 # weight_averaging="auto": the decay, and the largest network it applies to.
 AUTO_AVERAGING = 0.99
 AUTO_AVERAGING_MAX_WEIGHTS = 4_000_000
-# A training loss this many times that of a constant prediction means that
-# training diverged, even while it stays finite: Adam's normalised steps keep
-# the weights finite at learning rates that wreck the model.
-DIVERGED_LOSS_FACTOR = 1_000
-# The largest rating: its square, times the factor above, stays finite in
-# float64. The largest implicit weight: a batch's weighted loss stays finite
-# in float32.
+# The largest rating: its square, times the fit loop's divergence factor,
+# stays finite in float64. The largest implicit weight: a batch's weighted
+# loss stays finite in float32.
 MAX_RATING = 1e150
 MAX_WEIGHT = 1e30
 
@@ -631,23 +630,10 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
     def _implicit(self):
         return self.loss != "mse"
 
-    def _raise_if_diverged(self, loss, epoch):
-        # The training loss of a constant score: the variance of the ratings
-        # for "mse", log 2 per pair for the implicit losses.
-        constant_loss = np.log(2.0) if self._implicit() else self._y_scale**2
-        if not np.isfinite(loss):
-            reason = f"the loss became {loss}"
-        elif loss > DIVERGED_LOSS_FACTOR * constant_loss:
-            reason = (
-                f"the loss reached {loss:.3g}, over {DIVERGED_LOSS_FACTOR} times the "
-                f"{constant_loss:.3g} of a constant prediction"
-            )
-        else:
-            return
-        raise FloatingPointError(
-            f"Training diverged in epoch {epoch}: {reason}. Lower "
-            f"learning_rate_init (now {self.learning_rate_init})."
-        )
+    def _constant_loss(self):
+        """The training loss of a constant score: the variance of the ratings
+        for "mse", log 2 per pair for the implicit losses."""
+        return np.log(2.0) if self._implicit() else self._y_scale**2
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -702,7 +688,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         # included, as they would after a refit on all rows.
         set_history(module, self.user_items_)
         self._set_fitted_module(module, device, trainer)
-        self._set_history(history)
+        set_fit_history(self, history)
 
     def _partial_fit(self, X, y):
         with cpu_threads(self.n_jobs, follow_load=True) as threads:
@@ -728,7 +714,7 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 progress.start(1 if first_pass else self.n_iter_ + 1)
                 trainer.step_hooks.append(progress)
             loss = trainer.train_epoch() * self._y_scale**2
-        self._raise_if_diverged(loss, 1)
+        raise_if_diverged(self, loss, 1, self._constant_loss())
         self._set_fitted_module(module, device, trainer)
         if first_pass:
             self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], None
@@ -975,57 +961,19 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
         return data.rows(slice(n_validation, None)), data.rows(slice(n_validation))
 
     def _run_epochs(self, trainer, validation):
-        history = _History(early_stopping=validation is not None, tol=self.tol)
-        progress = EpochProgress() if self.verbose else None
-        if progress is not None:
-            trainer.step_hooks.append(progress)
-        for epoch in range(1, self.max_iter + 1):
-            start = time.perf_counter()
-            if progress is not None:
-                progress.start(epoch)
-            try:
-                loss = trainer.train_epoch() * self._y_scale**2
-            except KeyboardInterrupt:
-                if not history.losses:
-                    raise  # nothing learned yet: the fit fails as a whole
-                warnings.warn(
-                    f"Training interrupted by the user in epoch {epoch}; keeping the "
-                    "best weights so far.",
-                    UserWarning,
-                    stacklevel=7,
-                )
-                break
-            self._raise_if_diverged(loss, epoch)
-            score = (
-                None
-                if validation is None
-                else self._validation_score(trainer, validation)
-            )
-            history.record(loss, score, trainer.averaged_module)
-            if self.verbose:
-                _print_epoch(epoch, loss, score, time.perf_counter() - start, trainer)
-            if history.stalled_epochs > self.n_iter_no_change:
-                if not self._lower_learning_rate(trainer):
-                    break
-                history.stalled_epochs = 0
-        else:
-            warnings.warn(
-                f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
-                "before converging; raise max_iter.",
-                ConvergenceWarning,
-                stacklevel=7,
-            )
-        history.restore_best(trainer.averaged_module)
-        return history
+        score = None
+        if validation is not None:
 
-    def _lower_learning_rate(self, trainer):
-        """Divide the learning rate by 5 if the schedule allows; whether it did."""
-        if self.learning_rate != "adaptive" or trainer.learning_rate / 5 < 1e-6:
-            return False
-        trainer.learning_rate /= 5
-        if self.verbose:
-            print(f"Learning rate lowered to {trainer.learning_rate:g}")
-        return True
+            def score():
+                return self._validation_score(trainer, validation)
+
+        return run_epochs(
+            self,
+            trainer,
+            validation_score=score,
+            loss_scale=self._y_scale**2,
+            constant_loss=self._constant_loss(),
+        )
 
     def _validation_score(self, trainer, validation):
         module = trainer.averaged_module
@@ -1035,18 +983,6 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
                 module, validation, trainer.sampler.positives, n_items
             )
         return _r2(module, validation)
-
-    def _set_history(self, history):
-        self.n_iter_ = len(history.losses)
-        self.loss_curve_ = history.losses
-        if history.early_stopping:
-            self.validation_scores_ = history.scores
-            self.best_validation_score_ = history.best
-            self.best_loss_ = None
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            self.best_loss_ = -history.best
 
 
 def _check_one_score_per_row(module, n_features, factory):
@@ -1068,53 +1004,12 @@ def _check_one_score_per_row(module, n_features, factory):
         )
 
 
-class _History:
-    """Per-epoch losses and scores, and the weights of the best epoch."""
-
-    def __init__(self, early_stopping, tol):
-        self.early_stopping = early_stopping
-        self.tol = tol
-        self.losses = []
-        self.scores = []
-        self.best = -np.inf
-        self.best_state = None
-        self.stalled_epochs = 0
-
-    def record(self, loss, score, module):
-        self.losses.append(loss)
-        if self.early_stopping:
-            self.scores.append(score)
-        # Higher is better for both: R^2, or the negated training loss.
-        value = score if self.early_stopping else -loss
-        self.stalled_epochs = (
-            0 if value > self.best + self.tol else self.stalled_epochs + 1
-        )
-        if value > self.best:
-            self.best = value
-            # Only early stopping goes back to the best weights.
-            if self.early_stopping:
-                self.best_state = copy.deepcopy(module.state_dict())
-
-    def restore_best(self, module):
-        if self.early_stopping and self.best_state is not None:
-            module.load_state_dict(self.best_state)
-
-
 def _r2(module, validation):
     predicted = predict_scores(module, validation)
     target = validation.targets.double().cpu().numpy()
     residual = np.sum((target - predicted) ** 2)
     total = np.sum((target - target.mean()) ** 2)
     return 1.0 - residual / total if total > 0 else 0.0
-
-
-def _print_epoch(epoch, loss, score, seconds, trainer):
-    score_text = "" if score is None else f", validation score={score:.4f}"
-    rate = len(trainer.data) / seconds if seconds > 0 else float("inf")
-    print(
-        f"Epoch {epoch}: loss={loss:.4f}{score_text}, {seconds:.2f}s, "
-        f"{rate:,.0f} samples/s"
-    )
 
 
 def _loadable_device(device):
