@@ -199,7 +199,7 @@ class BaselineRecommender(BaseRecommender):
         return tags
 
     def _fit(self, X, y):
-        users, items = validate_table(self, X, reset=True)[:2]
+        users, items = validate_table(self, X, reset=True, uses_features=False)[:2]
         y = validate_target(y, users, type(self).__name__)
         user_vocabulary, item_vocabulary = self._vocabularies(users, items)
         user_codes = encode_ids(users, user_vocabulary)
@@ -417,7 +417,7 @@ class PopularityRecommender(RecommendMixin, BaseRecommender):
         return tags
 
     def _fit(self, X, y):
-        users, items = validate_table(self, X, reset=True)[:2]
+        users, items = validate_table(self, X, reset=True, uses_features=False)[:2]
         weights = validate_weights(y, users, type(self).__name__)
         user_vocabulary, item_vocabulary = self._vocabularies(users, items)
         user_codes = encode_ids(users, user_vocabulary)

@@ -5,6 +5,13 @@ a change in this file.
 """
 
 from sklearn.base import _fit_context
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-__all__ = ["Interval", "StrOptions", "_fit_context", "validate_params"]
+__all__ = [
+    "Interval",
+    "StrOptions",
+    "_fit_context",
+    "_safe_indexing",
+    "validate_params",
+]

@@ -4,11 +4,19 @@ Errors name the offending column or parameter and its value, in scikit-learn's
 wording where scikit-learn has one.
 """
 
+import os
+import re
+import sys
+import warnings
 from numbers import Integral, Real
+from pathlib import Path
 from typing import NamedTuple
 
+import joblib
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import sklearn
 from sklearn.utils.validation import (
     check_array,
     check_consistent_length,
@@ -33,8 +41,76 @@ class Table(NamedTuple):
     feature_names: tuple = ()
 
 
-def validate_table(estimator, X, reset):
-    """Split ``X`` into user IDs, item IDs and a float feature matrix or None."""
+class TimestampFeatureWarning(UserWarning):
+    """A per-row side feature of ``X`` looks like a timestamp.
+
+    Fit warns once for each numeric column, other than the ID columns and
+    the declared ``user_features`` and ``item_features``, whose name or
+    values say it is a time:
+
+    - its name, in any case, is one of ``time``, ``timestamp``, ``datetime``,
+      ``date``, ``ts``, ``epoch`` and ``unixtime``, or ends in one of them
+      after a separator (space, ``_``, ``-``, ``.``), optionally followed by a
+      unit (``_s``, ``_ms``, ``_us``, ``_ns``), or ends in ``_at``, as
+      ``event_time``, ``rating_date``, ``ts_ms`` and ``created_at`` do; or it
+      is camelCase ending in ``Time``, ``Timestamp``, ``Date``, ``Datetime``,
+      ``Ts`` or ``At``, as ``createdAt``;
+    - or its values are all whole numbers in the range of Unix times from
+      1990-01-01 to 2100-01-01, in seconds or in milliseconds.
+
+    The model would read the timestamp as one more number describing the
+    interaction, which rarely helps and disables ``recommend``; the message
+    says how to use it instead.
+    """
+
+
+def as_table_input(X):
+    """``X`` ready to be read by column: another library's dataframe (polars)
+    becomes a pandas DataFrame; a scipy.sparse matrix is a TypeError."""
+    if sp.issparse(X):
+        raise TypeError(
+            f"X is a scipy.sparse {type(X).__name__} of shape {X.shape}, but "
+            "skrec reads X as one row per interaction (a user ID column, an item "
+            "ID column and optional side-feature columns), not as a user x item "
+            "matrix. To fit on a matrix whose rows are users, columns items and "
+            "nonzero values interaction weights, convert it: X, y = "
+            "skrec.preprocessing.interactions_from_matrix(matrix). A "
+            "ColumnTransformer that builds X must output dense columns, e.g. "
+            "with OneHotEncoder(sparse_output=False)."
+        )
+    if isinstance(X, pd.DataFrame) or not _is_dataframe(X):
+        return X
+    names = X.column_names if hasattr(X, "column_names") else list(X.columns)
+    return pd.DataFrame({name: _pandas_column(X[name]) for name in names})
+
+
+def _is_dataframe(X):
+    """Whether ``X`` is a dataframe of a library other than pandas."""
+    return (
+        hasattr(X, "columns")
+        and len(getattr(X, "shape", ())) == 2
+        and (hasattr(X, "__dataframe__") or hasattr(X, "__arrow_c_stream__"))
+    )
+
+
+def _pandas_column(column):
+    """One column of a polars (or pyarrow) dataframe as pandas values, without
+    pyarrow: numbers, booleans and datetimes keep their numpy dtype, strings
+    become strings and categoricals pandas categoricals."""
+    values = column.to_numpy()
+    dtype = column.dtype if hasattr(column, "dtype") else column.type
+    if str(dtype).startswith(("Categorical", "Enum", "dictionary")):
+        return pd.Categorical(values)
+    return values
+
+
+def validate_table(estimator, X, reset, *, uses_features=True):
+    """Split ``X`` into user IDs, item IDs and a float feature matrix or None.
+
+    With ``reset`` and ``uses_features`` (a fit whose model reads the side
+    features), warn about each per-row feature that looks like a timestamp.
+    """
+    X = as_table_input(X)
     if isinstance(X, pd.DataFrame):
         validate_data(estimator, X, skip_check_array=True, reset=reset)
         _check_table_shape(X.shape)
@@ -67,6 +143,10 @@ def validate_table(estimator, X, reset):
     )
     feature_names = tuple(column_name(names, j) for j in feature_positions)
     features = _check_features([columns[j] for j in feature_positions], feature_names)
+    if reset and uses_features:
+        n_declared = len(user_features) + len(item_features)
+        for k in range(n_declared, len(feature_positions)):
+            _warn_if_time(features[:, k], names, feature_positions[k])
     return Table(
         users,
         items,
@@ -159,6 +239,7 @@ def column_label(estimator, param):
 def interaction_column(owner, X, param):
     """The column of X that ``owner.<param>`` names, as a Series checked for
     missing values; ``owner`` is a splitter or any object with that attribute."""
+    X = as_table_input(X)
     if isinstance(X, pd.DataFrame):
         names = [str(name) for name in X.columns]
     else:
@@ -249,9 +330,14 @@ def _check_features(columns, names):
         return None
     converted = []
     for column, name in zip(columns, names, strict=True):
+        # pandas would turn datetimes into nanoseconds since 1970.
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            raise _datetime_feature_error(name, column.dtype)
         try:
             values = column.to_numpy(dtype=np.float64)
         except (TypeError, ValueError) as exc:
+            if pd.api.types.is_datetime64_any_dtype(column.infer_objects().dtype):
+                raise _datetime_feature_error(name, column.dtype) from exc
             raise ValueError(
                 f"Side-feature {name} is not numeric (dtype {column.dtype}); encode "
                 "it first, for example with a OneHotEncoder in a ColumnTransformer."
@@ -263,3 +349,73 @@ def _check_features(columns, names):
             )
         converted.append(values)
     return np.column_stack(converted)
+
+
+def _datetime_feature_error(name, dtype):
+    return ValueError(
+        f"Side-feature {name} holds datetimes (dtype {dtype}), which a model "
+        f"cannot read as numbers. {_TIME_ADVICE}."
+    )
+
+
+# Names that say a column is a time; see TimestampFeatureWarning.
+_TIME_NAME = re.compile(
+    r"(?:^|[\s_.-])(?:time|timestamp|datetime|date|ts|epoch|unixtime)"
+    r"(?:[\s_.-](?:s|ms|us|ns))?$|[\s_.-]at$",
+    re.IGNORECASE,
+)
+_CAMEL_CASE_TIME_NAME = re.compile(r"[a-z](?:Time|Timestamp|Date|Datetime|Ts|At)$")
+# Unix times of 1990-01-01 and 2100-01-01, in seconds.
+_EPOCH_RANGE = (631_152_000, 4_102_444_800)
+_TIME_ADVICE = (
+    "To weight interactions by recency, pass the column to "
+    "skrec.preprocessing.recency_weights; to split by time, give it as "
+    "timestamp_col to skrec.model_selection.LeaveLastOut or TemporalSplit; then "
+    "drop it from the X the model is fitted on"
+)
+
+
+def _warn_if_time(values, names, position):
+    """Warn if the per-row feature at ``position`` looks like a timestamp."""
+    reason = _time_reason(values, None if names is None else names[position])
+    if reason is None:
+        return
+    if names is None:
+        label, drop = f"Column {position}", f"np.delete(X, {position}, axis=1)"
+    else:
+        label = f"Column {names[position]!r}"
+        drop = f"X.drop(columns=[{names[position]!r}])"
+    warnings.warn(
+        f"{label} of X looks like a timestamp ({reason}) and will be used as a "
+        f"numeric side feature. {_TIME_ADVICE}, e.g. with {drop}.",
+        TimestampFeatureWarning,
+        **_outside_skrec(),
+    )
+
+
+def _time_reason(values, name):
+    """Why a numeric column looks like a time, or None if it does not."""
+    if name is not None and (
+        _TIME_NAME.search(name) or _CAMEL_CASE_TIME_NAME.search(name)
+    ):
+        return "by its name"
+    low, high = values.min(), values.max()
+    for unit, scale in (("seconds", 1), ("milliseconds", 1000)):
+        in_range = _EPOCH_RANGE[0] * scale <= low and high < _EPOCH_RANGE[1] * scale
+        if in_range and (values == np.round(values)).all():
+            return f"its values look like Unix times in {unit}"
+    return None
+
+
+def _outside_skrec():
+    """Arguments of warnings.warn that attribute a warning to the first frame
+    outside skrec, scikit-learn and joblib: the user's call to fit, or to a
+    search."""
+    packages = tuple(
+        str(Path(module.__file__).parent) + os.sep
+        for module in (sys.modules[__package__], sklearn, joblib)
+    )
+    frame, level = sys._getframe(1), 0
+    while frame is not None and frame.f_code.co_filename.startswith(packages):
+        frame, level = frame.f_back, level + 1
+    return {"stacklevel": level + 1}

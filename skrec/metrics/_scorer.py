@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from .._encoding import encode_ids
-from .._validation import column_position, validate_table
+from .._validation import as_table_input, column_position, validate_table
 from ._ranking import (
     average_precision_at_k,
     hit_rate_at_k,
@@ -112,6 +112,7 @@ class RankingScorer:
         self.random_state = random_state
 
     def __call__(self, estimator, X, y=None):
+        X = as_table_input(X)
         if self.n_sampled is not None:
             return self._sampled_score(estimator, X)
         users, items = validate_table(estimator, X, reset=False)[:2]

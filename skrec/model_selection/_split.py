@@ -13,7 +13,7 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length
 
-from .._sklearn_compat import Interval, validate_params
+from .._sklearn_compat import Interval, _safe_indexing, validate_params
 from .._validation import interaction_column
 
 _COLUMN = [Integral, str]
@@ -333,7 +333,8 @@ class TemporalSplit(_InteractionSplitter):
 
 @validate_params(
     {
-        "X": ["array-like"],
+        # A sparse X passes, to get the error that says what X must be.
+        "X": ["array-like", "sparse matrix"],
         "y": ["array-like", None],
         "test_size": [Interval(Real, 0, 1, closed="neither")],
         "user_col": _COLUMN,
@@ -402,8 +403,8 @@ def train_test_split_per_user(
         ``[X_train, X_test]``, or ``[X_train, X_test, y_train, y_test]`` when
         `y` is given, in the order of
         :func:`~sklearn.model_selection.train_test_split`. The rows keep their
-        order in X; DataFrames and Series keep their index and dtypes, other
-        inputs come back as ndarrays.
+        order in X; DataFrames and Series keep their type and dtypes (pandas
+        ones their index too), other inputs come back as ndarrays.
 
     See Also
     --------
@@ -506,5 +507,10 @@ def _last_per_user(users, n_test, order):
 
 
 def _take(a, indices):
-    """Return the rows `indices` of `a`, by position for pandas objects."""
-    return a.iloc[indices] if hasattr(a, "iloc") else np.asarray(a)[indices]
+    """Return the rows `indices` of `a`: by position for pandas objects, as the
+    same type for the dataframes and series of other libraries (polars)."""
+    if hasattr(a, "iloc"):
+        return a.iloc[indices]
+    if hasattr(a, "__arrow_c_stream__") or hasattr(a, "__dataframe__"):
+        return _safe_indexing(a, indices)
+    return np.asarray(a)[indices]

@@ -1,5 +1,6 @@
-"""Turning interaction logs into what the estimators fit: sample weights."""
+"""Turning interaction logs into what the estimators fit: rows and sample weights."""
 
+from ._matrix import interactions_from_matrix
 from ._weights import recency_weights
 
-__all__ = ["recency_weights"]
+__all__ = ["interactions_from_matrix", "recency_weights"]

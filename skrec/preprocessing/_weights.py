@@ -11,7 +11,8 @@ from .._validation import column_label, interaction_column
 
 @validate_params(
     {
-        "X": ["array-like"],
+        # A sparse X passes, to get the error that says what X must be.
+        "X": ["array-like", "sparse matrix"],
         "half_life": [Interval(Real, 0, None, closed="neither")],
         "timestamp_col": [Integral, str],
         "user_col": [Integral, str],
