@@ -24,6 +24,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .exceptions import TimestampFeatureWarning
+
 
 class Table(NamedTuple):
     """The checked columns of an ``X``.
@@ -39,29 +41,6 @@ class Table(NamedTuple):
     n_user_features: int = 0
     n_item_features: int = 0
     feature_names: tuple = ()
-
-
-class TimestampFeatureWarning(UserWarning):
-    """A per-row side feature of ``X`` looks like a timestamp.
-
-    Fit warns once for each numeric column, other than the ID columns and
-    the declared ``user_features`` and ``item_features``, whose name or
-    values say it is a time:
-
-    - its name, in any case, is one of ``time``, ``timestamp``, ``datetime``,
-      ``date``, ``ts``, ``epoch`` and ``unixtime``, or ends in one of them
-      after a separator (space, ``_``, ``-``, ``.``), optionally followed by a
-      unit (``_s``, ``_ms``, ``_us``, ``_ns``), or ends in ``_at``, as
-      ``event_time``, ``rating_date``, ``ts_ms`` and ``created_at`` do; or it
-      is camelCase ending in ``Time``, ``Timestamp``, ``Date``, ``Datetime``,
-      ``Ts`` or ``At``, as ``createdAt``;
-    - or its values are all whole numbers in the range of Unix times from
-      1990-01-01 to 2100-01-01, in seconds or in milliseconds.
-
-    The model would read the timestamp as one more number describing the
-    interaction, which rarely helps and disables ``recommend``; the message
-    says how to use it instead.
-    """
 
 
 def as_table_input(X):

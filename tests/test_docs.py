@@ -12,6 +12,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 MODULES = [
     "skrec",
     "skrec.datasets",
+    "skrec.exceptions",
     "skrec.metrics",
     "skrec.model_selection",
     "skrec.preprocessing",

@@ -50,6 +50,7 @@ numpydoc_validation = pytest.importorskip("numpydoc.validate")
 PUBLIC_MODULES = [
     "skrec",
     "skrec.datasets",
+    "skrec.exceptions",
     "skrec.metrics",
     "skrec.model_selection",
     "skrec.preprocessing",

@@ -13,7 +13,7 @@ from skrec import (
     NeuralRecommender,
     PopularityRecommender,
 )
-from skrec._validation import TimestampFeatureWarning
+from skrec.exceptions import TimestampFeatureWarning
 from skrec.metrics import make_ranking_scorer
 from skrec.model_selection import (
     LeaveLastOut,
