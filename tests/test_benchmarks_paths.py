@@ -14,7 +14,9 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPOSITORY / "benchmarks"
-ABSOLUTE_PATH = re.compile(r"/work/|/home/|/root/|/Users/|\b[A-Za-z]:\\")
+# Top-level folders that absolute paths of machines start with.
+ROOTS = ("work", "home", "root", "Users")
+ABSOLUTE_PATH = re.compile("|".join(f"/{root}/" for root in ROOTS) + r"|\b[A-Za-z]:\\")
 
 
 @pytest.fixture(scope="module")
