@@ -56,9 +56,7 @@ def run_epochs(
         ``trainer.averaged_module`` when early stopping kept them.
     """
     history = History(early_stopping=validation_score is not None, tol=estimator.tol)
-    progress = EpochProgress() if estimator.verbose else None
-    if progress is not None:
-        trainer.step_hooks.append(progress)
+    progress = attach_progress(estimator, trainer)
     for epoch in range(1, estimator.max_iter + 1):
         start = time.perf_counter()
         if progress is not None:
@@ -93,6 +91,16 @@ def run_epochs(
         )
     history.restore_best(trainer.averaged_module)
     return history
+
+
+def attach_progress(estimator, trainer):
+    """With ``verbose``, an ``EpochProgress`` that the trainer calls after every
+    step; None otherwise. Call its ``start(epoch)`` before each epoch."""
+    if not estimator.verbose:
+        return None
+    progress = EpochProgress()
+    trainer.step_hooks.append(progress)
+    return progress
 
 
 def raise_if_diverged(estimator, loss, epoch, constant_loss):

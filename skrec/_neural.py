@@ -14,7 +14,6 @@ from ._encoding import encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._modules import ACTIVATIONS, ARCHITECTURES, EmbeddingMLP
 from ._engine._optimizers import SOLVERS, resume_optimizer
-from ._engine._progress import EpochProgress
 from ._engine._ranking import ndcg_of_held_out, score_matrix
 from ._engine._training import (
     Interactions,
@@ -28,6 +27,7 @@ from ._engine._training import (
     set_history,
 )
 from ._fit_loop import (
+    attach_progress,
     raise_if_diverged,
     run_epochs,
     set_fit_history,
@@ -709,10 +709,9 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             set_history(module, self.user_items_)
             trainer = self._trainer(module, data, seed, continue_optimizer=True)
             trainer.step_hooks.append(threads.follow_load_now)
-            if self.verbose:
-                progress = EpochProgress()
+            progress = attach_progress(self, trainer)
+            if progress is not None:
                 progress.start(1 if first_pass else self.n_iter_ + 1)
-                trainer.step_hooks.append(progress)
             loss = trainer.train_epoch() * self._y_scale**2
         raise_if_diverged(self, loss, 1, self._constant_loss())
         self._set_fitted_module(module, device, trainer)

@@ -25,14 +25,16 @@ _PROC_STAT = "/proc/stat"
 # /proc/stat columns: user nice system idle iowait irq softirq steal; idle and
 # iowait are free time, steal is time a hypervisor gave to other machines.
 _IDLE_COLUMNS = (3, 4)
+try:
+    _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):
+    _TICKS_PER_SECOND = 100
 
 
 def usable_cores():
     """The number of CPUs this process may run on (its affinity mask)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    cpus = _affinity()
+    return len(cpus) if cpus is not None else os.cpu_count() or 1
 
 
 class CpuThreads:
@@ -105,9 +107,10 @@ def threads_for_free_cores(free_cores, n_threads):
 
 
 def _affinity():
+    """The CPUs this process may run on, or None where that is unknown."""
     try:
         return sorted(os.sched_getaffinity(0))
-    except AttributeError:
+    except AttributeError:  # not Linux
         return None
 
 
@@ -139,9 +142,3 @@ def _cores_used_by_others(before, after):
     busy = after[1] - before[1]
     own = after[2] - before[2]
     return max(0.0, busy - own) / wall
-
-
-try:
-    _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-except (AttributeError, ValueError, OSError):
-    _TICKS_PER_SECOND = 100
