@@ -3,6 +3,7 @@
 from ._baselines import BaselineRecommender, PopularityRecommender
 from ._neural import MatrixFactorization, NeuralRecommender
 from ._persistence import SKOPS_TRUSTED_TYPES
+from ._sequential import SequentialRecommender
 from ._version import __version__
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "NeuralRecommender",
     "PopularityRecommender",
     "SKOPS_TRUSTED_TYPES",
+    "SequentialRecommender",
     "__version__",
 ]

@@ -83,11 +83,13 @@ def _pandas_column(column):
     return values
 
 
-def validate_table(estimator, X, reset, *, uses_features=True):
+def validate_table(estimator, X, reset, *, uses_features=True, ignore_features=False):
     """Split ``X`` into user IDs, item IDs and a float feature matrix or None.
 
     With ``reset`` and ``uses_features`` (a fit whose model reads the side
     features), warn about each per-row feature that looks like a timestamp.
+    With ``ignore_features`` the other columns are neither read nor checked,
+    and the features are None.
     """
     X = as_table_input(X)
     if isinstance(X, pd.DataFrame):
@@ -121,6 +123,8 @@ def validate_table(estimator, X, reset, *, uses_features=True):
         names, len(columns), (user_pos, item_pos), user_features, item_features
     )
     feature_names = tuple(column_name(names, j) for j in feature_positions)
+    if ignore_features:
+        return Table(users, items, None, feature_names=feature_names)
     features = _check_features([columns[j] for j in feature_positions], feature_names)
     if reset and uses_features:
         n_declared = len(user_features) + len(item_features)

@@ -1,0 +1,308 @@
+"""Next-item training and scoring on left-padded windows of item codes.
+
+Each user's history becomes one row of a ``(n_users, width)`` tensor, the
+latest codes last, the start code before the first item, padding (0) in
+front. A training row of width ``max_len + 1`` gives ``max_len`` inputs and,
+shifted by one, their next items: every position of every history is trained
+at once. Batches are trimmed to their longest history, and scores are
+computed only at positions that have a next item.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._optimizers import make_optimizer
+from ._ranking import users_per_chunk
+from ._sequence_modules import FIRST_ITEM_CODE, PAD_CODE, START_CODE, output_table
+from ._training import RELEASE_MEMORY_EVERY, release_freed_memory
+
+# Histories encoded per chunk when scoring.
+HISTORIES_PER_CHUNK = 1024
+
+
+def padded_windows(items, first, last, width, values=None):
+    """The latest ``width`` codes of each history, left-padded, start code first.
+
+    Parameters
+    ----------
+    items : ndarray of int
+        Item rows (0-based) of every history, each history's in order.
+    first, last : ndarray of int of shape (n_histories,)
+        Where each history starts in ``items``, and where it ends (exclusive).
+    width : int
+    values : ndarray, default=None
+        Per-item values to lay out the same way (the weights), the start code
+        and padding getting 0; if given, returned second.
+
+    Returns
+    -------
+    windows : ndarray of shape (n_histories, width), int64
+        Table codes: items as ``FIRST_ITEM_CODE`` plus their row.
+    """
+    full = last - first + 1  # the start code, then the items
+    take = np.minimum(full, width)
+    owner = np.repeat(np.arange(len(full)), take)
+    offset = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+    column = width - take[owner] + offset
+    # Position in the history with its start code at 0.
+    position = full[owner] - take[owner] + offset
+    is_start = position == 0
+    source = np.where(is_start, 0, first[owner] + position - 1)
+    windows = np.full((len(full), width), PAD_CODE, dtype=np.int64)
+    if len(items):
+        codes = items[source] + FIRST_ITEM_CODE
+    else:
+        codes = np.zeros(len(source), dtype=np.int64)
+    windows[owner, column] = np.where(is_start, START_CODE, codes)
+    if values is None:
+        return windows
+    laid_out = np.zeros((len(full), width), dtype=np.float32)
+    if len(items):
+        laid_out[owner, column] = np.where(is_start, 0.0, values[source])
+    return windows, laid_out
+
+
+class NextItemData:
+    """Training windows on the training device: inputs and their next items.
+
+    ``windows`` (int64, ``(n, max_len + 1)``) and ``weights`` (float32, the
+    weight of each code as a next item) are left-padded; ``lengths`` counts
+    the codes of each row, start code included.
+    """
+
+    def __init__(self, windows, weights, device):
+        self.windows = torch.as_tensor(windows, device=device)
+        self.weights = torch.as_tensor(weights, device=device)
+        self.lengths = (self.windows != PAD_CODE).sum(dim=1)
+
+    def __len__(self):
+        return len(self.windows)
+
+    def batch(self, rows):
+        """Inputs, next items and their weights of ``rows``, trimmed to the
+        longest history among them."""
+        width = int(self.lengths[rows].max())
+        # A row of width w holds w - 1 (input, next item) pairs.
+        windows = self.windows[rows, -width:]
+        return windows[:, :-1], windows[:, 1:], self.weights[rows, -width + 1 :]
+
+
+class ItemSampler:
+    """Draws item codes for the sampled losses.
+
+    ``"sampled_softmax"`` draws ``n_negatives`` items per batch, shared by
+    every position, in proportion to their frequency as next items (plus
+    one, so that every item can be drawn); ``"bce"`` draws one item per
+    position uniformly.
+    """
+
+    def __init__(self, counts, n_negatives, generator):
+        counts = counts.double() + 1.0
+        self.probabilities = (counts / counts.sum()).float()
+        self.log_probabilities = self.probabilities.log()
+        self.n_negatives = n_negatives
+        self.generator = generator
+
+    def shared(self):
+        """``n_negatives`` output rows drawn by frequency, with replacement."""
+        return torch.multinomial(
+            self.probabilities,
+            self.n_negatives,
+            replacement=True,
+            generator=self.generator,
+        )
+
+    def uniform(self, n):
+        return torch.randint(
+            0,
+            len(self.probabilities),
+            (n,),
+            generator=self.generator,
+            device=self.probabilities.device,
+        )
+
+
+def full_softmax(states, targets, table, sampler):
+    """Cross-entropy over every item: the states' losses, one per position."""
+    return F.cross_entropy(states @ table.T, targets, reduction="none")
+
+
+def sampled_softmax(states, targets, table, sampler):
+    """Cross-entropy over each position's next item and negatives shared by
+    the batch, with the log-Q correction of their sampling frequency and
+    the negatives that hit the position's own next item left out (Jean et
+    al., 2015; Yi et al., 2019)."""
+    negatives = sampler.shared()
+    log_q = sampler.log_probabilities + np.log(sampler.n_negatives)
+    positive = (states * table[targets]).sum(dim=1) - log_q[targets]
+    negative = states @ table[negatives].T - log_q[negatives]
+    negative = negative.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
+    logits = torch.cat([positive[:, None], negative], dim=1)
+    return torch.logsumexp(logits, dim=1) - positive
+
+
+def binary_cross_entropy(states, targets, table, sampler):
+    """The next item labelled 1 and one uniform item labelled 0, per position,
+    as in SASRec."""
+    negatives = sampler.uniform(len(targets))
+    positive = (states * table[targets]).sum(dim=1)
+    negative = (states * table[negatives]).sum(dim=1)
+    return F.softplus(-positive) + F.softplus(negative)
+
+
+SEQUENCE_LOSSES = {
+    "softmax": full_softmax,
+    "sampled_softmax": sampled_softmax,
+    "bce": binary_cross_entropy,
+}
+
+
+class SequenceTrainer:
+    """Adam over a sequence encoder, trained an epoch at a time.
+
+    It offers what the fit loop reads of a trainer: ``train_epoch()``,
+    ``averaged_module``, a settable ``learning_rate``, ``step_hooks`` and
+    ``data``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A sequence encoder with an ``item_embedding`` table.
+    data : NextItemData
+    batch_size : int
+        Histories per step.
+    learning_rate : float
+    seed : int
+        Seeds the batch order and the sampled items.
+    loss : {"softmax", "sampled_softmax", "bce"}
+    n_negatives : int
+        Items drawn per batch by ``"sampled_softmax"``.
+    """
+
+    def __init__(
+        self, module, data, *, batch_size, learning_rate, seed, loss, n_negatives
+    ):
+        self.module = module
+        self.data = data
+        self.batch_size = batch_size
+        device = data.windows.device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.optimizer = make_optimizer(module, learning_rate)
+        self.step_optimizer = (
+            getattr(self.optimizer, "lean_step", None) or self.optimizer.step
+        )
+        self.parameters = list(module.parameters())
+        self.step_hooks = []
+        self.loss = SEQUENCE_LOSSES[loss]
+        n_outputs = len(output_table(module))
+        counts = torch.bincount(
+            (data.windows[:, 1:] - FIRST_ITEM_CODE).clamp(min=-1).flatten() + 1,
+            minlength=n_outputs + 1,
+        )[1:]
+        self.sampler = ItemSampler(counts, n_negatives, self.generator)
+
+    @property
+    def averaged_module(self):
+        return self.module
+
+    @property
+    def learning_rate(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
+
+    def train_epoch(self):
+        """One pass over the histories in random order; the mean loss per
+        next item, weighted."""
+        self.module.train()
+        n_rows = len(self.data)
+        device = self.data.windows.device
+        order = torch.randperm(n_rows, generator=self.generator, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        total_weight = torch.zeros((), dtype=torch.float64, device=device)
+        for step, start in enumerate(range(0, n_rows, self.batch_size), start=1):
+            rows = order[start : start + self.batch_size]
+            loss, weight = self.train_step(*self.data.batch(rows))
+            total += loss * weight
+            total_weight += weight
+            if step % RELEASE_MEMORY_EVERY == 0:
+                release_freed_memory()
+            for hook in self.step_hooks:
+                hook(start + len(rows), n_rows)
+        return float(total / total_weight.clamp(min=1e-12))
+
+    def train_step(self, inputs, targets, weights):
+        """One optimizer step; the batch's weighted mean loss and its weight."""
+        for param in self.parameters:
+            param.grad = None
+        # The start code is never a next item.
+        has_target = targets >= FIRST_ITEM_CODE
+        states = self.module(inputs, inputs == PAD_CODE)[has_target]
+        weights = weights[has_target]
+        losses = self.loss(
+            states,
+            targets[has_target] - FIRST_ITEM_CODE,
+            output_table(self.module),
+            self.sampler,
+        )
+        weight = weights.sum()
+        loss = (losses * weights).sum() / weight.clamp(min=1e-12)
+        loss.backward()
+        self.step_optimizer()
+        return loss.detach().double(), weight.detach().double()
+
+
+def last_states(module, windows):
+    """The state after the latest code of each left-padded window."""
+    module.eval()
+    with torch.inference_mode():
+        chunks = [
+            module(chunk, chunk == PAD_CODE)[:, -1]
+            for chunk in windows.split(HISTORIES_PER_CHUNK)
+        ]
+    if not chunks:
+        return output_table(module).new_zeros((0, output_table(module).shape[1]))
+    return torch.cat(chunks)
+
+
+def next_item_scores(module, windows, item_rows):
+    """Scores of the items at ``item_rows`` (0-based rows of the output table)
+    as the next item of each window, shape ``(len(windows), len(item_rows))``."""
+    states = last_states(module, windows)
+    with torch.inference_mode():
+        return states @ output_table(module)[item_rows].T
+
+
+@torch.inference_mode()
+def ndcg_of_next_items(module, windows, targets, seen_rows, seen_items, k=10):
+    """Mean NDCG@k of each window's next item when it ranks every item.
+
+    Parameters
+    ----------
+    windows : torch.Tensor of shape (n, width)
+    targets : torch.Tensor of shape (n,)
+        0-based output rows of the next items.
+    seen_rows, seen_items : torch.Tensor
+        The (window, output row) pairs already seen, sorted by window: never
+        ranked.
+    """
+    states = last_states(module, windows)
+    table = output_table(module)
+    total = 0.0
+    chunk = users_per_chunk(len(table))
+    for start in range(0, len(states), chunk):
+        stop = min(start + chunk, len(states))
+        scores = states[start:stop] @ table.T
+        lo, hi = torch.searchsorted(
+            seen_rows, torch.tensor([start, stop], device=seen_rows.device)
+        ).tolist()
+        scores[seen_rows[lo:hi] - start, seen_items[lo:hi]] = -torch.inf
+        target_scores = scores.gather(1, targets[start:stop, None])
+        rank = (scores > target_scores).sum(dim=1)
+        gains = torch.where(rank < k, 1.0 / torch.log2(rank.double() + 2), 0.0)
+        total += float(gains.sum())
+    return total / max(len(states), 1)
