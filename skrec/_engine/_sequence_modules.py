@@ -26,6 +26,32 @@ FIRST_ITEM_CODE = 2
 EMBEDDING_INIT_STD = 0.02
 
 
+class Dropout(nn.Module):
+    """``nn.Dropout`` whose mask, on the CPU, comes from random bytes.
+
+    torch draws a CPU dropout mask one float per element, which takes longer
+    than the matrix products of a sequence encoder's step; one random byte per
+    element, compared with ``p`` in 256ths, is five times faster. ``p`` is
+    rounded to a multiple of 1/256 there (0.2 becomes 0.199). Elsewhere this
+    is ``nn.functional.dropout``.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+        self.threshold = round(p * 256)
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        n_words = -(-x.numel() // 8)
+        random = torch.empty(n_words, dtype=torch.int64, device=x.device).random_()
+        keep = random.view(torch.uint8)[: x.numel()].view(x.shape) >= self.threshold
+        return x * (keep.to(x.dtype) * (256 / (256 - self.threshold)))
+
+
 class SelfAttentionEncoder(nn.Module):
     """Causal self-attention over the history, as SASRec (Kang & McAuley, 2018).
 
@@ -46,7 +72,7 @@ class SelfAttentionEncoder(nn.Module):
         nn.init.normal_(self.position_embedding.weight, std=EMBEDDING_INIT_STD)
         self.max_len = max_len
         self.scale = math.sqrt(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.blocks = nn.ModuleList(
             _AttentionBlock(dim, n_heads, dropout) for _ in range(n_layers)
         )
@@ -79,23 +105,18 @@ class _AttentionBlock(nn.Module):
         self.feed_forward = nn.Sequential(
             nn.Linear(dim, dim),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(dim, dim),
         )
-        self.dropout = nn.Dropout(dropout)
-        self.attention_dropout = dropout
+        self.dropout = Dropout(dropout)
 
     def forward(self, hidden, mask):
         batch, length, dim = hidden.shape
         qkv = self.qkv(self.attention_norm(hidden))
         q, k, v = qkv.view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.attention_dropout if self.training else 0.0,
-        )
+        # No dropout on the attention weights: a mask of batch x length x
+        # length draws per step costs more than the rest of the block.
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         attended = attended.transpose(1, 2).reshape(batch, length, dim)
         hidden = hidden + self.dropout(self.out(attended))
         return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
@@ -123,7 +144,7 @@ class RecurrentEncoder(nn.Module):
     def __init__(self, n_items, *, dim, n_layers, dropout, **ignored):
         super().__init__()
         self.item_embedding = _item_table(n_items, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.gru = nn.GRU(
             dim,
             dim,
@@ -149,7 +170,7 @@ class ConvolutionalEncoder(nn.Module):
     def __init__(self, n_items, *, dim, n_layers, dropout, **ignored):
         super().__init__()
         self.item_embedding = _item_table(n_items, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.blocks = nn.ModuleList(
             _ConvolutionBlock(dim, self.KERNEL_SIZE, 2**k, dropout)
             for k in range(n_layers)
@@ -174,7 +195,7 @@ class _ConvolutionBlock(nn.Module):
         self.second = nn.Conv1d(dim, dim, kernel_size, dilation=2 * dilation)
         self.first_norm = nn.LayerNorm(dim)
         self.second_norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, hidden):
         out = self._causal(self.first, hidden, self.left_padding, self.first_norm)

@@ -125,7 +125,37 @@ class ItemSampler:
 
 def full_softmax(states, targets, table, sampler):
     """Cross-entropy over every item: the states' losses, one per position."""
-    return F.cross_entropy(states @ table.T, targets, reduction="none")
+    return _SoftmaxCrossEntropy.apply(states, table, targets)
+
+
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    """``cross_entropy(states @ table.T, targets, reduction="none")`` on one
+    positions x items buffer.
+
+    The logits are the largest tensor of a step; autograd's composition
+    allocates four of their size (logits, log-softmax, and the gradients of
+    each), and large fresh allocations cost page faults on the CPU. Here the
+    logits become the softmax in place, and the softmax the gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, states, table, targets):
+        probabilities = states @ table.T
+        target_logits = probabilities.gather(1, targets[:, None]).squeeze(1)
+        largest = probabilities.max(dim=1).values
+        probabilities.sub_(largest[:, None]).exp_()
+        sums = probabilities.sum(dim=1)
+        probabilities.div_(sums[:, None])
+        ctx.save_for_backward(states, table, targets, probabilities)
+        return largest + sums.log() - target_logits
+
+    @staticmethod
+    def backward(ctx, grad):
+        states, table, targets, gradient = ctx.saved_tensors
+        # d loss / d logits = softmax - one-hot(target), per position.
+        gradient[torch.arange(len(targets), device=targets.device), targets] -= 1.0
+        gradient.mul_(grad[:, None])
+        return gradient @ table, gradient.T @ states, None
 
 
 def sampled_softmax(states, targets, table, sampler):
