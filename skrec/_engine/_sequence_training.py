@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ._optimizers import make_optimizer
 from ._ranking import users_per_chunk
 from ._sequence_modules import FIRST_ITEM_CODE, PAD_CODE, START_CODE, output_table
+from ._softmax import ItemSampler, full_softmax, sampled_softmax
 from ._training import RELEASE_MEMORY_EVERY, release_freed_memory
 
 # Histories encoded per chunk when scoring.
@@ -86,90 +87,6 @@ class NextItemData:
         # A row of width w holds w - 1 (input, next item) pairs.
         windows = self.windows[rows, -width:]
         return windows[:, :-1], windows[:, 1:], self.weights[rows, -width + 1 :]
-
-
-class ItemSampler:
-    """Draws item codes for the sampled losses.
-
-    ``"sampled_softmax"`` draws ``n_negatives`` items per batch, shared by
-    every position, in proportion to their frequency as next items (plus
-    one, so that every item can be drawn); ``"bce"`` draws one item per
-    position uniformly.
-    """
-
-    def __init__(self, counts, n_negatives, generator):
-        counts = counts.double() + 1.0
-        self.probabilities = (counts / counts.sum()).float()
-        self.log_probabilities = self.probabilities.log()
-        self.n_negatives = n_negatives
-        self.generator = generator
-
-    def shared(self):
-        """``n_negatives`` output rows drawn by frequency, with replacement."""
-        return torch.multinomial(
-            self.probabilities,
-            self.n_negatives,
-            replacement=True,
-            generator=self.generator,
-        )
-
-    def uniform(self, n):
-        return torch.randint(
-            0,
-            len(self.probabilities),
-            (n,),
-            generator=self.generator,
-            device=self.probabilities.device,
-        )
-
-
-def full_softmax(states, targets, table, sampler):
-    """Cross-entropy over every item: the states' losses, one per position."""
-    return _SoftmaxCrossEntropy.apply(states, table, targets)
-
-
-class _SoftmaxCrossEntropy(torch.autograd.Function):
-    """``cross_entropy(states @ table.T, targets, reduction="none")`` on one
-    positions x items buffer.
-
-    The logits are the largest tensor of a step; autograd's composition
-    allocates four of their size (logits, log-softmax, and the gradients of
-    each), and large fresh allocations cost page faults on the CPU. Here the
-    logits become the softmax in place, and the softmax the gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, states, table, targets):
-        probabilities = states @ table.T
-        target_logits = probabilities.gather(1, targets[:, None]).squeeze(1)
-        largest = probabilities.max(dim=1).values
-        probabilities.sub_(largest[:, None]).exp_()
-        sums = probabilities.sum(dim=1)
-        probabilities.div_(sums[:, None])
-        ctx.save_for_backward(states, table, targets, probabilities)
-        return largest + sums.log() - target_logits
-
-    @staticmethod
-    def backward(ctx, grad):
-        states, table, targets, gradient = ctx.saved_tensors
-        # d loss / d logits = softmax - one-hot(target), per position.
-        gradient[torch.arange(len(targets), device=targets.device), targets] -= 1.0
-        gradient.mul_(grad[:, None])
-        return gradient @ table, gradient.T @ states, None
-
-
-def sampled_softmax(states, targets, table, sampler):
-    """Cross-entropy over each position's next item and negatives shared by
-    the batch, with the log-Q correction of their sampling frequency and
-    the negatives that hit the position's own next item left out (Jean et
-    al., 2015; Yi et al., 2019)."""
-    negatives = sampler.shared()
-    log_q = sampler.log_probabilities + np.log(sampler.n_negatives)
-    positive = (states * table[targets]).sum(dim=1) - log_q[targets]
-    negative = states @ table[negatives].T - log_q[negatives]
-    negative = negative.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
-    logits = torch.cat([positive[:, None], negative], dim=1)
-    return torch.logsumexp(logits, dim=1) - positive
 
 
 def binary_cross_entropy(states, targets, table, sampler):
