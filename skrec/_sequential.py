@@ -136,6 +136,12 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
     learning_rate_init : float, default=1e-3
         Adam's initial learning rate.
 
+    weight_averaging : float in [0, 1) or None, default=None
+        If a float, recommend with an exponential moving average of the
+        weights over the optimizer's steps, this being its decay, and watch
+        it for early stopping, as in :class:`NeuralRecommender`. None uses
+        the last weights. ``partial_fit`` does not average.
+
     max_iter : int, default=200
         Maximum number of epochs (passes over the histories).
 
@@ -280,6 +286,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "weight_averaging": [Interval(Real, 0, 1, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -314,6 +321,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         batch_size=64,
         learning_rate="constant",
         learning_rate_init=1e-3,
+        weight_averaging=None,
         max_iter=200,
         tol=1e-4,
         early_stopping=True,
@@ -340,6 +348,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.weight_averaging = weight_averaging
         self.max_iter = max_iter
         self.tol = tol
         self.early_stopping = early_stopping
@@ -616,10 +625,12 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         train, validation = self._split_latest(codes, starts, row_weights, device)
         with seeded(seed, device):
             module = self._initial_module(device, first_pass)
-            trainer = self._trainer(module, train, seed)
+            trainer = self._trainer(
+                module, train, seed, averaging=self.weight_averaging
+            )
             trainer.step_hooks.append(threads.follow_load_now)
             history = self._run_epochs(trainer, validation)
-        self._set_fitted_module(module, device, trainer)
+        self._set_fitted_module(trainer.averaged_module, device, trainer)
         set_fit_history(self, history)
 
     def _run_epochs(self, trainer, validation):
@@ -806,7 +817,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         )
         return train, validation
 
-    def _trainer(self, module, data, seed):
+    def _trainer(self, module, data, seed, averaging=None):
         return SequenceTrainer(
             module,
             data,
@@ -817,6 +828,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
             n_negatives=(
                 AUTO_NEGATIVES if self.n_negatives == "auto" else self.n_negatives
             ),
+            averaging=averaging,
         )
 
     def _loss(self):

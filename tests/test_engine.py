@@ -538,7 +538,7 @@ def test_trainer_keeps_the_moving_average_of_the_weights(averaging, every):
     )
     # A long horizon (100 steps at 0.99) is updated every few steps, by the
     # decay of those steps together.
-    assert trainer.average_every == every
+    assert trainer.average.every == every
     expected = [p.detach().clone() for p in module.parameters()]
     for step in range(1, 11):
         trainer.train_step(data.rows(slice(0, 8)))

@@ -16,10 +16,13 @@ from ._optimizers import make_optimizer
 from ._ranking import users_per_chunk
 from ._sequence_modules import FIRST_ITEM_CODE, PAD_CODE, START_CODE, output_table
 from ._softmax import ItemSampler, full_softmax, sampled_softmax
-from ._training import RELEASE_MEMORY_EVERY, release_freed_memory
+from ._training import RELEASE_MEMORY_EVERY, WeightAverage, release_freed_memory
 
 # Histories encoded per chunk when scoring.
 HISTORIES_PER_CHUNK = 1024
+# Batches whose histories are sorted by length together; see
+# ``SequenceTrainer.batches``.
+BUCKET_BATCHES = 16
 
 
 def padded_windows(items, first, last, width, values=None):
@@ -125,16 +128,30 @@ class SequenceTrainer:
     loss : {"softmax", "sampled_softmax", "bce"}
     n_negatives : int
         Items drawn per batch by ``"sampled_softmax"``.
+    averaging : float, default=None
+        If set, the decay of a moving average of the weights, which
+        ``averaged_module`` then is (see ``WeightAverage``).
     """
 
     def __init__(
-        self, module, data, *, batch_size, learning_rate, seed, loss, n_negatives
+        self,
+        module,
+        data,
+        *,
+        batch_size,
+        learning_rate,
+        seed,
+        loss,
+        n_negatives,
+        averaging=None,
     ):
         self.module = module
+        self.average = None if averaging is None else WeightAverage(module, averaging)
+        self.n_steps = 0
         self.data = data
         self.batch_size = batch_size
-        device = data.windows.device
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.device = data.windows.device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.optimizer = make_optimizer(module, learning_rate)
         self.step_optimizer = (
             getattr(self.optimizer, "lean_step", None) or self.optimizer.step
@@ -151,7 +168,9 @@ class SequenceTrainer:
 
     @property
     def averaged_module(self):
-        return self.module
+        """The module to predict with: the moving average of the weights, if
+        one is kept, else the trained module itself."""
+        return self.module if self.average is None else self.average.module
 
     @property
     def learning_rate(self):
@@ -163,24 +182,45 @@ class SequenceTrainer:
             group["lr"] = value
 
     def train_epoch(self):
-        """One pass over the histories in random order; the mean loss per
+        """One pass over the histories in random batches; the mean loss per
         next item, weighted."""
         self.module.train()
         n_rows = len(self.data)
         device = self.data.windows.device
-        order = torch.randperm(n_rows, generator=self.generator, device=device)
         total = torch.zeros((), dtype=torch.float64, device=device)
         total_weight = torch.zeros((), dtype=torch.float64, device=device)
-        for step, start in enumerate(range(0, n_rows, self.batch_size), start=1):
-            rows = order[start : start + self.batch_size]
+        rows_done = 0
+        for step, rows in enumerate(self.batches(), start=1):
             loss, weight = self.train_step(*self.data.batch(rows))
             total += loss * weight
             total_weight += weight
+            rows_done += len(rows)
             if step % RELEASE_MEMORY_EVERY == 0:
                 release_freed_memory()
             for hook in self.step_hooks:
-                hook(start + len(rows), n_rows)
+                hook(rows_done, n_rows)
         return float(total / total_weight.clamp(min=1e-12))
+
+    def batches(self):
+        """The row batches of one epoch, in random order.
+
+        Rows are shuffled, then sorted by length within groups of
+        ``BUCKET_BATCHES`` batches, so that a batch holds histories of
+        similar lengths: trimmed to its longest, it is mostly items rather
+        than padding (on MovieLens-100K a random batch of 64 is 60% padding).
+        """
+        n_rows = len(self.data)
+        order = torch.randperm(n_rows, generator=self.generator, device=self.device)
+        group = self.batch_size * BUCKET_BATCHES
+        batches = []
+        for start in range(0, n_rows, group):
+            rows = order[start : start + group]
+            by_length = torch.argsort(self.data.lengths[rows], stable=True)
+            batches.extend(rows[by_length].split(self.batch_size))
+        shuffled = torch.randperm(
+            len(batches), generator=self.generator, device=self.device
+        )
+        return [batches[i] for i in shuffled.tolist()]
 
     def train_step(self, inputs, targets, weights):
         """One optimizer step; the batch's weighted mean loss and its weight."""
@@ -200,6 +240,9 @@ class SequenceTrainer:
         loss = (losses * weights).sum() / weight.clamp(min=1e-12)
         loss.backward()
         self.step_optimizer()
+        self.n_steps += 1
+        if self.average is not None:
+            self.average.step(self.module, self.n_steps)
         return loss.detach().double(), weight.detach().double()
 
 

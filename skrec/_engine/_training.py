@@ -15,12 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._losses import LOSSES, NegativeSampler
+from ._losses import LOSSES, NegativeSampler, PairSet
 from ._modules import embedding_tables
 from ._optimizers import SPARSE_SOLVERS, make_optimizer
+from ._softmax import ItemSampler
 
 PREDICT_CHUNK_SIZE = 262_144
 TABLES = ("user", "item")
+# Losses that score each positive against the catalog or a shared sample of
+# it, drawn by an ``ItemSampler``.
+SOFTMAX_LOSSES = ("softmax", "sampled_softmax")
 
 
 @dataclass
@@ -83,14 +87,17 @@ class Trainer:
         ``"user"`` and ``"item"`` tables their own strengths.
     seed : int
         Seeds the batch order and the negative samples.
-    loss : {"mse", "bce", "bpr"}
+    loss : {"mse", "bce", "bpr", "softmax", "sampled_softmax"}
         Squared error on the targets, or, for implicit feedback, binary
-        cross-entropy or BPR against ``n_negatives`` sampled items per row, the
-        targets weighting the rows.
+        cross-entropy or BPR against ``n_negatives`` sampled items per row,
+        the cross-entropy of each row's item among every item (``"softmax"``,
+        for modules that factorize) or among ``n_negatives`` items drawn per
+        batch (``"sampled_softmax"``); the targets weight the rows.
     n_negatives : int
     negative_sampling : {"uniform", "popularity", "hard"}, default="uniform"
         Draw negatives uniformly, in proportion to the items' numbers of rows,
-        or keep the highest-scoring of several uniform draws.
+        or keep the highest-scoring of several uniform draws. The softmax
+        losses always draw by frequency, with the log-Q correction.
     solver : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
         The optimizer; see ``make_optimizer``.
     n_items : int, default=None
@@ -98,12 +105,8 @@ class Trainer:
         that of the module's item table.
     averaging : float, default=None
         If set, the decay of an exponential moving average of the weights,
-        updated after every step; ``averaged_module`` is then that average.
-        The decay of step ``t`` is ``min(averaging, t / (9 + t))``, so that
-        the average follows the weights closely while they move fast. With a
-        long horizon the average is updated every few steps instead, by the
-        decay of those steps together: the same average at a fraction of the
-        cost of a pass over every weight.
+        updated after every step; ``averaged_module`` is then that average
+        (see ``WeightAverage``).
     sparse : bool or "auto", default=False
         Give the embedding tables sparse gradients, updated row by row with
         ``LazyAdam`` (solvers ``"adam"`` and ``"adamw"`` only). ``"auto"`` does
@@ -130,14 +133,8 @@ class Trainer:
         sparse=False,
     ):
         self.module = module
-        self.averaging = averaging
-        self.averaged = None if averaging is None else copy.deepcopy(module)
+        self.average = None if averaging is None else WeightAverage(module, averaging)
         self.n_steps = 0
-        self.average_every = 1
-        if averaging is not None:
-            # The epsilon keeps 0.05 / 0.01 from flooring to 4.
-            horizon = 1 / (1 - averaging)
-            self.average_every = max(1, int(AVERAGING_STRIDE * horizon + 1e-9))
         self.data = data
         self.batch_size = batch_size
         alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
@@ -163,17 +160,23 @@ class Trainer:
         # follow the load of the cores, to report progress.
         self.step_hooks = []
         self.loss = LOSSES[loss]
-        self.sampler = None
-        if loss != "mse":
+        self.sampler = self.positives = None
+        n_items = n_items or tables["item"].num_embeddings
+        if loss in SOFTMAX_LOSSES:
+            counts = torch.bincount(data.items, minlength=n_items)[1:]
+            self.sampler = ItemSampler(counts, n_negatives, self.generator)
+            self.positives = PairSet(data.users, data.items, n_items)
+        elif loss != "mse":
             self.sampler = NegativeSampler(
                 data.users,
                 data.items,
-                n_items or tables["item"].num_embeddings,
+                n_items,
                 n_negatives,
                 self.generator,
                 by_popularity=negative_sampling == "popularity",
                 hard=negative_sampling == "hard",
             )
+            self.positives = self.sampler.positives
         # Each table's strength is folded into its row weights: one less
         # operation per step. Tables without a strength, or that the module
         # does not report, get no row penalty.
@@ -188,17 +191,7 @@ class Trainer:
     def averaged_module(self):
         """The module to predict with: the moving average of the weights, if
         one is kept, else the trained module itself."""
-        return self.module if self.averaged is None else self.averaged
-
-    @torch.no_grad()
-    def update_average(self):
-        """Move the average of the weights towards the current weights by the
-        decay of the steps since the last update."""
-        decay = min(self.averaging, self.n_steps / (9 + self.n_steps))
-        decay = decay**self.average_every
-        torch._foreach_lerp_(
-            list(self.averaged.parameters()), list(self.module.parameters()), 1 - decay
-        )
+        return self.module if self.average is None else self.average.module
 
     @property
     def learning_rate(self):
@@ -241,8 +234,8 @@ class Trainer:
         loss = self.backward(batch)
         self.step_optimizer()
         self.n_steps += 1
-        if self.averaged is not None and self.n_steps % self.average_every == 0:
-            self.update_average()
+        if self.average is not None:
+            self.average.step(self.module, self.n_steps)
         return loss.detach()
 
     def backward(self, batch):
@@ -301,6 +294,36 @@ class Trainer:
 # Share of the moving average's horizon, 1 / (1 - decay) steps, between two
 # of its updates.
 AVERAGING_STRIDE = 0.05
+
+
+class WeightAverage:
+    """An exponential moving average of a module's weights over its steps.
+
+    The decay of step ``t`` is ``min(decay, t / (9 + t))``, so that the
+    average follows the weights closely while they move fast. With a long
+    horizon the average is updated every few steps instead (``every``), by
+    the decay of those steps together: the same average at a fraction of the
+    cost of a pass over every weight.
+    """
+
+    def __init__(self, module, decay):
+        self.decay = decay
+        self.module = copy.deepcopy(module)
+        # The epsilon keeps 0.05 / 0.01 from flooring to 4.
+        horizon = 1 / (1 - decay)
+        self.every = max(1, int(AVERAGING_STRIDE * horizon + 1e-9))
+
+    @torch.no_grad()
+    def step(self, module, n_steps):
+        """After the optimizer's step ``n_steps`` of ``module``: move the
+        average towards its weights if an update is due."""
+        if n_steps % self.every:
+            return
+        decay = min(self.decay, n_steps / (9 + n_steps)) ** self.every
+        torch._foreach_lerp_(
+            list(self.module.parameters()), list(module.parameters()), 1 - decay
+        )
+
 
 # sparse="auto": the table rows per batch row above which a table's rows are
 # updated sparsely.
