@@ -154,10 +154,24 @@ class RecurrentEncoder(nn.Module):
         )
 
     def forward(self, items, padding_mask):
-        # Padding comes first and embeds as zeros: the state the GRU reaches
-        # over it is the same for every history of a batch's length.
-        hidden, _ = self.gru(self.dropout(self.item_embedding(items)))
-        return self.dropout(hidden)
+        # The GRU runs over each history alone, packed: a state that also ran
+        # over the padding would depend on how much of it a batch has.
+        length = items.shape[1]
+        lengths = (~padding_mask).sum(dim=1)
+        positions = torch.arange(length, device=items.device)
+        # Histories moved to the left of their rows, padding last, and back.
+        to_left = (positions + (length - lengths)[:, None]) % length
+        to_right = (positions - (length - lengths)[:, None]) % length
+        embedded = self.dropout(self.item_embedding(items.gather(1, to_left)))
+        packed = nn.utils.rnn.pack_padded_sequence(
+            embedded, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False
+        )
+        hidden, _ = self.gru(packed)
+        hidden, _ = nn.utils.rnn.pad_packed_sequence(
+            hidden, batch_first=True, total_length=length
+        )
+        index = to_right.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        return self.dropout(hidden.gather(1, index))
 
 
 class ConvolutionalEncoder(nn.Module):
@@ -180,10 +194,12 @@ class ConvolutionalEncoder(nn.Module):
     def forward(self, items, padding_mask):
         keep = (~padding_mask).unsqueeze(-1).to(self.item_embedding.weight.dtype)
         hidden = self.dropout(self.item_embedding(items)) * keep
-        # Convolutions run over (batch, channels, length).
-        hidden = hidden.transpose(1, 2)
+        # Convolutions run over (batch, channels, length). Padding stays
+        # zero after every block, as the convolutions' own left padding is:
+        # a state never depends on how much padding a batch has.
+        hidden, keep = hidden.transpose(1, 2), keep.transpose(1, 2)
         for block in self.blocks:
-            hidden = block(hidden)
+            hidden = block(hidden) * keep
         return self.norm(hidden.transpose(1, 2))
 
 

@@ -247,16 +247,23 @@ class SequenceTrainer:
 
 
 def last_states(module, windows):
-    """The state after the latest code of each left-padded window."""
+    """The state after the latest code of each left-padded window.
+
+    Windows are encoded in chunks of similar lengths, each trimmed to its
+    longest history, and the states put back in the order of ``windows``.
+    """
     module.eval()
+    lengths = (windows != PAD_CODE).sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    states = output_table(module).new_empty(
+        (len(windows), output_table(module).shape[1])
+    )
     with torch.inference_mode():
-        chunks = [
-            module(chunk, chunk == PAD_CODE)[:, -1]
-            for chunk in windows.split(HISTORIES_PER_CHUNK)
-        ]
-    if not chunks:
-        return output_table(module).new_zeros((0, output_table(module).shape[1]))
-    return torch.cat(chunks)
+        for rows in order.split(HISTORIES_PER_CHUNK):
+            width = max(int(lengths[rows].max()), 1)
+            chunk = windows[rows, -width:]
+            states[rows] = module(chunk, chunk == PAD_CODE)[:, -1]
+    return states
 
 
 def next_item_scores(module, windows, item_rows):
