@@ -199,7 +199,7 @@ class ConvolutionalEncoder(nn.Module):
         # a state never depends on how much padding a batch has.
         hidden, keep = hidden.transpose(1, 2), keep.transpose(1, 2)
         for block in self.blocks:
-            hidden = block(hidden) * keep
+            hidden = block(hidden, keep)
         return self.norm(hidden.transpose(1, 2))
 
 
@@ -213,10 +213,12 @@ class _ConvolutionBlock(nn.Module):
         self.second_norm = nn.LayerNorm(dim)
         self.dropout = Dropout(dropout)
 
-    def forward(self, hidden):
+    def forward(self, hidden, keep):
         out = self._causal(self.first, hidden, self.left_padding, self.first_norm)
-        out = self._causal(self.second, out, 2 * self.left_padding, self.second_norm)
-        return hidden + self.dropout(out)
+        out = self._causal(
+            self.second, out * keep, 2 * self.left_padding, self.second_norm
+        )
+        return (hidden + self.dropout(out)) * keep
 
     @staticmethod
     def _causal(convolution, hidden, left_padding, norm):
