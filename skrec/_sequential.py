@@ -620,7 +620,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         first_pass = not hasattr(self, "module_") or not self.warm_start
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         codes, starts, row_weights = self._ordered_histories(X, weights, first_pass)
-        self._set_histories(codes, starts)
+        self._set_histories(codes, starts, row_weights)
         device = resolve_device(self.device)
         train, validation = self._split_latest(codes, starts, row_weights, device)
         with seeded(seed, device):
@@ -660,7 +660,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
             )
         else:
             users = np.flatnonzero(np.diff(starts) > 0)
-        self._set_histories(codes, starts)
+        self._set_histories(codes, starts, row_weights)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         seed = (seed + (0 if first_pass else self.n_iter_)) % np.iinfo(np.int32).max
         device = resolve_device(self.device)
@@ -766,9 +766,10 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         merged_starts = np.concatenate([[0], np.cumsum(before + new)])
         return merged_codes, merged_starts, merged_weights, np.flatnonzero(new > 0)
 
-    def _set_histories(self, codes, starts):
+    def _set_histories(self, codes, starts, weights):
         self._history_codes = codes
         self._history_starts = starts
+        self._history_weights = weights
         owners = np.repeat(np.arange(len(self.users_)), np.diff(starts))
         self.user_items_ = user_item_matrix(
             owners + 1, codes + 1, len(self.users_), len(self.items_)
@@ -778,7 +779,6 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         """Training windows and, with early stopping, the validation windows,
         next items and seen items: each user's latest item held out."""
         lengths = np.diff(starts)
-        self._history_weights = row_weights
         held = lengths >= 2 if self.early_stopping else np.zeros(len(lengths), bool)
         if self.early_stopping and not held.any():
             warnings.warn(
