@@ -595,13 +595,19 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
     def _user_states(self, user_codes):
         """The encoder's state after each user's latest item; users of code 0
         (unknown) get the state of an empty history."""
-        user_codes = np.asarray(user_codes)
-        rows = np.maximum(user_codes - 1, 0)
-        known = user_codes > 0
-        first = np.where(known, self._history_starts[rows], 0)
-        last = np.where(known, self._history_starts[rows + 1], 0)
+        rows = torch.from_numpy(np.asarray(user_codes, dtype=np.int64))
+        return self._states_by_code[rows.to(self.device_)]
+
+    def _encode_user_states(self):
+        """The states of every user's history, row 0 that of an empty history:
+        encoded once per fit, so that ``recommend`` and ``predict`` score
+        users by one matrix product."""
+        starts = self._history_starts
+        first = np.concatenate([[0], starts[:-1]])
+        last = np.concatenate([[0], starts[1:]])
         windows = padded_windows(self._history_codes, first, last, self.max_len)
-        return last_states(self.module_, torch.from_numpy(windows).to(self.device_))
+        windows = torch.from_numpy(windows).to(self.device_)
+        self._states_by_code = last_states(self.module_, windows)
 
     def _log_frequencies(self):
         """Log of each item's share of the interactions of fit, smoothed, by
@@ -871,6 +877,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         self.module_ = module
         self.device_ = device
         self._optimizer_state = trainer.optimizer.state_dict()
+        self._encode_user_states()
 
     # -- input checks ---------------------------------------------------------------
 
@@ -931,6 +938,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
                 for name, tensor in self.module_.state_dict().items()
             }
             state["device_"] = str(self.device_)
+            state["_states_by_code"] = self._states_by_code.cpu().numpy()
         return state
 
     def __setstate__(self, state):
@@ -940,6 +948,9 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
             with seeded(0, torch.device("cpu")):
                 module = self._new_module(len(self.items_) + FIRST_ITEM_CODE)
             self.module_ = load_tensors(module, self.module_).to(self.device_)
+            self._states_by_code = torch.as_tensor(self._states_by_code).to(
+                self.device_
+            )
 
 
 def _merge_repeats(user_codes, item_codes, weights):
