@@ -65,11 +65,15 @@ def display_path(path):
 
 
 class EpochTimer:
-    """The wall time of each ``Trainer.train_epoch`` call while the block runs."""
+    """The wall time of each ``train_epoch`` call of ``trainer_class`` (the
+    trainer of NeuralRecommender by default) while the block runs."""
+
+    def __init__(self, trainer_class=Trainer):
+        self.trainer_class = trainer_class
 
     def __enter__(self):
         self.seconds = []
-        self._train_epoch = Trainer.train_epoch
+        self._train_epoch = self.trainer_class.train_epoch
         timer = self
 
         def timed_epoch(trainer):
@@ -78,11 +82,11 @@ class EpochTimer:
             timer.seconds.append(time.perf_counter() - start)
             return loss
 
-        Trainer.train_epoch = timed_epoch
+        self.trainer_class.train_epoch = timed_epoch
         return self
 
     def __exit__(self, *exc):
-        Trainer.train_epoch = self._train_epoch
+        self.trainer_class.train_epoch = self._train_epoch
 
 
 def median_seconds(call, repeats):
@@ -94,6 +98,18 @@ def median_seconds(call, repeats):
         call()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def rotated(names, repeat):
+    """``names`` rotated left by ``repeat``, so that each goes first in turn."""
+    shift = repeat % len(names)
+    return names[shift:] + names[:shift]
+
+
+def synchronize(device):
+    """Wait for the work queued on ``device`` (a ``torch.device``), if CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def encode_ratings(X, y, device):

@@ -189,25 +189,38 @@ def split_latest(frame):
 # -- metrics ----------------------------------------------------------------
 
 
-def full_ranking_metrics(model, held_out):
-    """HR@K and NDCG@K of ``recommend`` over all items unseen in fit."""
+def full_ranking_metrics(model, held_out, groups=None):
+    """HR@K and NDCG@K of ``recommend`` over all items unseen in fit.
+
+    ``groups`` maps names to boolean masks over the rows of ``held_out``:
+    each adds the HR@K of those rows alone, as ``full_hr_<name>``.
+    """
     recommended = model.recommend(held_out["user_id"].to_numpy(), n=K)
     relevant = held_out["item_id"].to_numpy()[:, None]
-    return {
+    metrics = {
         "full_hr": hit_rate_at_k(relevant, recommended, k=K),
         "full_ndcg": ndcg_at_k(relevant, recommended, k=K),
     }
+    for name, mask in (groups or {}).items():
+        mask = np.asarray(mask, dtype=bool)
+        metrics[f"full_hr_{name}"] = (
+            hit_rate_at_k(relevant[mask], recommended[mask], k=K)
+            if mask.any()
+            else float("nan")
+        )
+    return metrics
 
 
-def sampled_metrics(model, held_out):
-    """HR@K and NDCG@K of each held-out item among sampled unseen items."""
+def sampled_metrics(model, held_out, columns=ID_COLUMNS):
+    """HR@K and NDCG@K of each held-out item among sampled unseen items;
+    ``columns`` of ``held_out`` are those the model was fitted on."""
     return {
         f"sampled_{name}": make_ranking_scorer(
             metric,
             k=K,
             n_sampled=N_SAMPLED_NEGATIVES,
             random_state=NEGATIVE_SEED,
-        )(model, held_out[ID_COLUMNS])
+        )(model, held_out[columns])
         for name, metric in (("hr", "hit_rate"), ("ndcg", "ndcg"))
     }
 
@@ -258,13 +271,14 @@ def row_weights(rows, params):
     )
 
 
-def fit_timed(model, rows, params=None):
-    """Fit on the ID columns of ``rows`` (every row an interaction), weighted
-    as ``params`` says; seconds, the weights' computation included."""
+def fit_timed(model, rows, params=None, columns=ID_COLUMNS):
+    """Fit on the ``columns`` of ``rows`` (by default the IDs; every row an
+    interaction), weighted as ``params`` says; seconds, the weights'
+    computation included."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
-        model.fit(rows[ID_COLUMNS], row_weights(rows, params))
+        model.fit(rows[columns], row_weights(rows, params))
         return time.perf_counter() - start
 
 
@@ -542,15 +556,25 @@ item, after one warm-up call.
 """
 
 
-def report_header(args, source, seconds, load_before):
+def report_header(
+    args,
+    source,
+    seconds,
+    load_before,
+    *,
+    title=f"Top-{K} ranking on MovieLens-100K, leave-last-out",
+    script="benchmarks/ranking.py",
+    quick_note=f"first configuration, one seed, --max-epochs {QUICK_MAX_EPOCHS}",
+):
+    """The report's title and its lines on the machine, versions, threads,
+    load, data and command; ``quick_note`` says what ``--quick`` cut."""
     quick = (
-        "\n**QUICK SMOKE RUN (--quick): first configuration, one seed, "
-        f"--max-epochs {QUICK_MAX_EPOCHS}. Not a benchmark result.**\n"
+        f"\n**QUICK SMOKE RUN (--quick): {quick_note}. Not a benchmark result.**\n"
         if args.quick
         else ""
     )
-    command = shlex.join(["python", "benchmarks/ranking.py", *sys.argv[1:]])
-    return f"""# Top-{K} ranking on MovieLens-100K, leave-last-out
+    command = shlex.join(["python", script, *sys.argv[1:]])
+    return f"""# {title}
 {quick}
 - Date: {datetime.datetime.now().isoformat(timespec="seconds")}
 - Machine: {platform.platform()}, {platform.processor() or platform.machine()}, \
@@ -642,12 +666,16 @@ def reference_table():
     return "\n".join(lines) + "\n"
 
 
-def plot_results(results, title, path):
+def plot_results(results, title, path, targets=TARGETS):
+    """Mean test HR@K (full and sampled) of each model, with the std over its
+    seeds and a dashed line at each of ``targets`` (by metric name)."""
     plt.switch_backend("Agg")
     names = list(results)
     x = np.arange(len(names))
     width = 0.38
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # Beyond five bars the names are slanted and the figure widens.
+    many = len(names) > 5
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(names)) if many else 7, 4.5))
     for offset, metric, label, color in (
         (-width / 2, "full_hr", f"full-ranking HR@{K}", "tab:blue"),
         (width / 2, "sampled_hr", f"sampled HR@{K} (1 + 99)", "tab:orange"),
@@ -659,14 +687,18 @@ def plot_results(results, title, path):
             x + offset, means, width, yerr=stds, capsize=3, color=color, label=label
         )
         ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
-        ax.axhline(
-            TARGETS[metric],
-            color=color,
-            linestyle="--",
-            linewidth=1,
-            label=f"target {label} >= {TARGETS[metric]:.2f}",
-        )
-    ax.set_xticks(x, names)
+        if metric in targets:
+            ax.axhline(
+                targets[metric],
+                color=color,
+                linestyle="--",
+                linewidth=1,
+                label=f"target {label} >= {targets[metric]:.2f}",
+            )
+    if many:
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    else:
+        ax.set_xticks(x, names)
     ax.set_ylabel(f"HR@{K}")
     ax.set_ylim(0, 1)
     ax.set_title(title)

@@ -32,6 +32,8 @@ from _common import (
     default_data_home,
     display_path,
     encode_ratings,
+    rotated,
+    synchronize,
     train_plain_epoch,
 )
 from sklearn.exceptions import ConvergenceWarning
@@ -176,17 +178,6 @@ def time_skorch_fit(data, n_rows_by_kind, batch_size, epochs, device):
     net.fit(X, targets)
     synchronize(device)
     return len(targets) * len(net.history) / (time.perf_counter() - start)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def rotated(names, repeat):
-    """``names`` rotated left by ``repeat``, so that each goes first in turn."""
-    shift = repeat % len(names)
-    return names[shift:] + names[:shift]
 
 
 def measure(X, y, args, device):
