@@ -6,6 +6,7 @@ from sklearn.compose import make_column_selector
 
 from ._baselines import BaselineRecommender, PopularityRecommender
 from ._neural import MatrixFactorization, NeuralRecommender
+from ._sequential import SequentialRecommender
 
 
 def _type_name(cls):
@@ -17,7 +18,7 @@ def _type_name(cls):
 # README builds, holds beyond the types skops trusts by default. Each is data
 # only: skops rebuilds it without calling code named by the file.
 #
-# - skrec's four estimators: skops creates them with ``__new__`` and sets
+# - skrec's five estimators: skops creates them with ``__new__`` and sets
 #   their attributes; their network is saved as numpy arrays, not as torch
 #   objects, and rebuilt from those arrays on first use.
 # - ``csr_matrix``: the seen (user, item) pairs, read with numpy's loader
@@ -44,6 +45,7 @@ SKOPS_TRUSTED_TYPES = sorted(
         MatrixFactorization,
         NeuralRecommender,
         PopularityRecommender,
+        SequentialRecommender,
         csr_matrix,
         make_column_selector,
         np.dtype,

@@ -915,9 +915,14 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         )
         known = codes != UNKNOWN_CODE
         owners = np.repeat(np.arange(len(histories)), lengths)[known]
+        codes = codes[known] - 1
+        # Consecutive repeats of an item count once, as in fit.
+        repeat = np.zeros(len(codes), dtype=bool)
+        repeat[1:] = (codes[1:] == codes[:-1]) & (owners[1:] == owners[:-1])
+        codes, owners = codes[~repeat], owners[~repeat]
         counts = np.bincount(owners, minlength=len(histories))
         starts = np.concatenate([[0], np.cumsum(counts)])
-        return codes[known] - 1, starts
+        return codes, starts
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

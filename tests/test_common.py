@@ -7,6 +7,7 @@ from skrec import (
     MatrixFactorization,
     NeuralRecommender,
     PopularityRecommender,
+    SequentialRecommender,
 )
 
 
@@ -17,6 +18,7 @@ from skrec import (
         BaselineRecommender(),
         BaselineRecommender(strategy="global_mean"),
         PopularityRecommender(),
+        SequentialRecommender(),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -17,6 +17,7 @@ from skrec import (
     MatrixFactorization,
     NeuralRecommender,
     PopularityRecommender,
+    SequentialRecommender,
 )
 from skrec.datasets import load_movielens, make_ratings
 
@@ -45,6 +46,9 @@ ESTIMATORS = {
     "mf": lambda: MatrixFactorization(**TINY),
     "biases": lambda: BaselineRecommender(strategy="biases"),
     "popularity": lambda: PopularityRecommender(),
+    "sequential": lambda: SequentialRecommender(
+        embedding_dim=8, max_len=10, max_iter=2, random_state=0
+    ),
 }
 
 

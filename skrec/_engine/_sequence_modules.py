@@ -39,7 +39,8 @@ class Dropout(nn.Module):
     def __init__(self, p):
         super().__init__()
         self.p = p
-        self.threshold = round(p * 256)
+        # At most 255: a mask that drops every element has no scale.
+        self.threshold = min(round(p * 256), 255)
 
     def forward(self, x):
         if not self.training or self.p == 0:
@@ -47,7 +48,10 @@ class Dropout(nn.Module):
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
         n_words = -(-x.numel() // 8)
-        random = torch.empty(n_words, dtype=torch.int64, device=x.device).random_()
+        # The full int64 range: random_() alone draws below 2**63, which
+        # would bias every eighth byte.
+        random = torch.empty(n_words, dtype=torch.int64, device=x.device)
+        random.random_(-(2**63), 2**63 - 1)
         keep = random.view(torch.uint8)[: x.numel()].view(x.shape) >= self.threshold
         return x * (keep.to(x.dtype) * (256 / (256 - self.threshold)))
 
