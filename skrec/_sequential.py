@@ -133,14 +133,17 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         divides the rate by 5 each time ``n_iter_no_change`` epochs pass
         without improvement.
 
-    learning_rate_init : float, default=1e-3
-        Adam's initial learning rate.
+    learning_rate_init : float, default=3e-3
+        Adam's initial learning rate. On the leave-last-out validation items
+        of MovieLens-100K, 3e-3 reached the NDCG@10 of 1e-3 in a third of the
+        epochs.
 
-    weight_averaging : float in [0, 1) or None, default=None
+    weight_averaging : float in [0, 1) or None, default=0.99
         If a float, recommend with an exponential moving average of the
-        weights over the optimizer's steps, this being its decay, and watch
-        it for early stopping, as in :class:`NeuralRecommender`. None uses
-        the last weights. ``partial_fit`` does not average.
+        weights over the optimizer's steps, this being its decay (0.99
+        averages about the last 100 steps), and watch it for early stopping,
+        as in :class:`NeuralRecommender`. None uses the last weights.
+        ``partial_fit`` does not average.
 
     max_iter : int, default=200
         Maximum number of epochs (passes over the histories).
@@ -320,8 +323,8 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         n_negatives="auto",
         batch_size=64,
         learning_rate="constant",
-        learning_rate_init=1e-3,
-        weight_averaging=None,
+        learning_rate_init=3e-3,
+        weight_averaging=0.99,
         max_iter=200,
         tol=1e-4,
         early_stopping=True,
