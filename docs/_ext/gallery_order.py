@@ -7,6 +7,7 @@ READING_ORDER = [
     "plot_grid_search.py",
     "plot_learning_curves.py",
     "plot_implicit_recommend.py",
+    "plot_sequential.py",
     "plot_side_features_cold_start.py",
     "plot_architectures.py",
     "plot_save_load.py",
