@@ -118,8 +118,9 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         correction of that frequency and the draws that hit a position's own
         next item left out; its cost does not grow with the catalog.
         ``"bce"``: the next item against one uniformly drawn item (which may
-        be the next item itself), as in SASRec's paper. ``"auto"``: ``"softmax"`` for catalogs of at most
-        20,000 items, ``"sampled_softmax"`` for larger ones.
+        be the next item itself), as in SASRec's paper. ``"auto"``:
+        ``"softmax"`` for catalogs of at most 20,000 items,
+        ``"sampled_softmax"`` for larger ones.
 
     n_negatives : int or "auto", default="auto"
         Items drawn per batch by ``"sampled_softmax"``; ``"auto"`` is 256.
