@@ -200,3 +200,35 @@ def test_dropout_is_the_identity_in_eval_mode_and_at_p_zero():
     x = torch.randn(1000)
     assert torch.equal(Dropout(0.5).eval()(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x)
+
+
+def test_an_epoch_shorter_than_the_averaging_stride_still_moves_the_average():
+    # 0.99 averages every 5 steps; an epoch of 2 steps used to leave the
+    # average at the initial weights, which early stopping then kept.
+    from skrec._engine._sequence_modules import SelfAttentionEncoder
+    from skrec._engine._sequence_training import NextItemData, SequenceTrainer
+
+    torch.manual_seed(0)
+    module = SelfAttentionEncoder(8, dim=4, max_len=4, n_layers=1, n_heads=1, dropout=0)
+    windows = np.array([[0, 1, 2, 3, 4], [1, 5, 6, 7, 2]] * 2)
+    data = NextItemData(windows, np.ones(windows.shape, dtype=np.float32), "cpu")
+    trainer = SequenceTrainer(
+        module,
+        data,
+        batch_size=2,
+        learning_rate=0.1,
+        seed=0,
+        loss="softmax",
+        n_negatives=2,
+        averaging=0.99,
+    )
+    initial = [p.detach().clone() for p in trainer.averaged_module.parameters()]
+    trainer.train_epoch()
+    assert trainer.n_steps == 2 < trainer.average.every
+    moved = [
+        not torch.equal(before, after)
+        for before, after in zip(
+            initial, trainer.averaged_module.parameters(), strict=True
+        )
+    ]
+    assert any(moved)

@@ -199,6 +199,8 @@ class SequenceTrainer:
                 release_freed_memory()
             for hook in self.step_hooks:
                 hook(rows_done, n_rows)
+        if self.average is not None:
+            self.average.catch_up(self.module, self.n_steps)
         return float(total / total_weight.clamp(min=1e-12))
 
     def batches(self):

@@ -312,17 +312,27 @@ class WeightAverage:
         # The epsilon keeps 0.05 / 0.01 from flooring to 4.
         horizon = 1 / (1 - decay)
         self.every = max(1, int(AVERAGING_STRIDE * horizon + 1e-9))
+        self.updated_at = 0
 
-    @torch.no_grad()
     def step(self, module, n_steps):
         """After the optimizer's step ``n_steps`` of ``module``: move the
         average towards its weights if an update is due."""
-        if n_steps % self.every:
+        if n_steps - self.updated_at >= self.every:
+            self.catch_up(module, n_steps)
+
+    @torch.no_grad()
+    def catch_up(self, module, n_steps):
+        """Move the average towards the weights of ``module`` by the decay of
+        the steps since the last update, if any: an epoch of fewer steps than
+        ``every`` would otherwise leave the average at the initial weights."""
+        pending = n_steps - self.updated_at
+        if pending <= 0:
             return
-        decay = min(self.decay, n_steps / (9 + n_steps)) ** self.every
+        decay = min(self.decay, n_steps / (9 + n_steps)) ** pending
         torch._foreach_lerp_(
             list(self.module.parameters()), list(module.parameters()), 1 - decay
         )
+        self.updated_at = n_steps
 
 
 # sparse="auto": the table rows per batch row above which a table's rows are
