@@ -352,10 +352,11 @@ class SkorchEmbeddingMLP:
             module__hidden_layer_sizes=tuple(defaults.hidden_layer_sizes),
             module__activation=defaults.activation,
             module__dropout=defaults.dropout,
-            module__architecture=defaults.architecture,
+            # The defaults' "auto" values, as they resolve for loss="mse".
+            module__architecture=defaults._architecture(),
             criterion=torch.nn.MSELoss,
             optimizer=torch.optim.Adam,
-            lr=defaults.learning_rate_init,
+            lr=defaults._learning_rate_init(),
             batch_size=1024,
             max_epochs=self.max_epochs,
             train_split=None,

@@ -111,8 +111,7 @@ class RecommendMixin:
         (array([['jaws']], dtype=object), array([[1.]]))
         """
         check_is_fitted(self)
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ValueError(f"n must be a positive int, got n={n!r}.")
+        check_n(n)
         user_codes = encode_ids(_as_ids(users, "users"), self.users_)
         candidates = self._candidate_codes(items)
         item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
@@ -167,6 +166,29 @@ class RecommendMixin:
             mask_seen(scores, codes - 1, item_columns, indptr, indices)
         return top_k(scores, n)
 
+    def _top_of_sessions(self, scores, rows, starts, candidates, n, exclude_seen):
+        """The ``n`` best candidates of each session, and their scores.
+
+        ``scores`` of shape ``(n_sessions, len(candidates))`` rank the
+        candidates of each session; sessions without rows get the popularity
+        ranking, and with ``exclude_seen`` each session's own items are left
+        out, as ``recommend`` does for a user.
+        """
+        empty = torch.from_numpy(np.diff(starts) == 0).to(scores.device)
+        if empty.any():
+            scores[empty] = self._popularity(candidates).to(scores.device)
+        if exclude_seen:
+            item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
+            item_columns[candidates - 1] = torch.arange(len(candidates))
+            mask_seen(
+                scores,
+                torch.arange(len(starts) - 1),
+                item_columns,
+                torch.from_numpy(starts),
+                torch.from_numpy(rows),
+            )
+        return top_k(scores, n)
+
     def _candidate_codes(self, items):
         if items is None:
             return torch.arange(1, len(self.items_) + 1)
@@ -180,6 +202,60 @@ class RecommendMixin:
         """Interactions per candidate item in fit: the unknown users' scores."""
         counts = np.asarray(self.user_items_.sum(axis=0)).ravel()
         return torch.from_numpy(counts[candidates.numpy() - 1]).float()
+
+
+def encode_histories(histories, items_):
+    """The item rows of sessions, as ``recommend_next`` reads them.
+
+    Parameters
+    ----------
+    histories : list of array-like of item IDs
+        One sequence of item IDs per session, the most recent last.
+    items_ : ndarray
+        The item vocabulary of fit.
+
+    Returns
+    -------
+    rows : ndarray of int64
+        The 0-based rows in ``items_`` of every history's known items, history
+        after history, in order; IDs not seen in fit are left out.
+    starts : ndarray of int64 of shape (n_histories + 1,)
+        Where each history's rows start in ``rows``, and the end.
+    """
+    if isinstance(histories, str | bytes) or not _is_sequence(histories):
+        raise TypeError(
+            "histories must be a list of item-ID sequences, one per session "
+            f"(the most recent item last), got {type(histories).__name__}."
+        )
+    histories = list(histories)
+    for position, history in enumerate(histories):
+        if isinstance(history, str | bytes) or not _is_sequence(history):
+            raise TypeError(
+                "histories must be a list of item-ID sequences, one per "
+                f"session, but histories[{position}] is {history!r}; wrap a "
+                "single session's items in a list: [[item, item, ...]]."
+            )
+    lengths = np.array([len(history) for history in histories], dtype=np.int64)
+    flat = [item for history in histories for item in history]
+    if flat:
+        codes = encode_ids(_as_ids(flat, "histories"), items_)
+    else:
+        codes = np.empty(0, dtype=np.int64)
+    known = codes != UNKNOWN_CODE
+    owners = np.repeat(np.arange(len(histories)), lengths)[known]
+    counts = np.bincount(owners, minlength=len(histories))
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return codes[known].astype(np.int64) - 1, starts
+
+
+def check_n(n):
+    """Raise ``ValueError`` unless ``n`` is a positive int."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive int, got n={n!r}.")
+
+
+def _is_sequence(value):
+    return isinstance(value, list | tuple | np.ndarray | pd.Series | pd.Index)
 
 
 def _as_ids(values, name):

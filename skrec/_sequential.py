@@ -14,7 +14,6 @@ from ._base import BaseRecommender
 from ._encoding import UNKNOWN_CODE, encode_ids, extend_vocabulary, raise_for_unknown
 from ._engine._device import resolve_device
 from ._engine._optimizers import resume_optimizer
-from ._engine._ranking import mask_seen, top_k
 from ._engine._sequence_modules import (
     EMBEDDING_INIT_STD,
     FIRST_ITEM_CODE,
@@ -34,7 +33,12 @@ from ._engine._training import load_tensors, seeded
 from ._fit_loop import attach_progress, raise_if_diverged, run_epochs, set_fit_history
 from ._neural import _loadable_device
 from ._parallel import cpu_threads
-from ._recommend import RecommendMixin, _as_ids, user_item_matrix
+from ._recommend import (
+    RecommendMixin,
+    check_n,
+    encode_histories,
+    user_item_matrix,
+)
 from ._sklearn_compat import Interval, StrOptions, _fit_context
 from ._validation import (
     column_label,
@@ -568,8 +572,7 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         (3, 2)
         """
         check_is_fitted(self)
-        if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
-            raise ValueError(f"n must be a positive int, got n={n!r}.")
+        check_n(n)
         codes, starts = self._encode_histories(histories)
         candidates = self._candidate_codes(items)
         empty = np.diff(starts) == 0
@@ -587,20 +590,9 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
             states = last_states(self.module_, windows)
             rows = (candidates - 1).to(self.device_)
             scores = (states @ output_table(self.module_)[rows].T).float()
-            if empty.any():
-                popularity = self._popularity(candidates).to(scores.device)
-                scores[torch.from_numpy(empty).to(scores.device)] = popularity
-            if exclude_seen:
-                item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
-                item_columns[candidates - 1] = torch.arange(len(candidates))
-                mask_seen(
-                    scores,
-                    torch.arange(len(starts) - 1),
-                    item_columns,
-                    torch.from_numpy(starts),
-                    torch.from_numpy(codes),
-                )
-            columns, values = top_k(scores, n)
+            columns, values = self._top_of_sessions(
+                scores, codes, starts, candidates, n, exclude_seen
+            )
         item_ids = self.items_[candidates[columns.cpu()].numpy() - 1]
         if return_scores:
             return item_ids, values.double().cpu().numpy()
@@ -914,38 +906,15 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
         return user_codes, item_codes, None
 
     def _encode_histories(self, histories):
-        """Item codes (0-based rows of ``items_``) of every history, unknown IDs
-        left out, and where each history starts."""
-        if isinstance(histories, str | bytes) or not _is_sequence(histories):
-            raise TypeError(
-                "histories must be a list of item-ID sequences, one per session "
-                f"(the most recent item last), got {type(histories).__name__}."
-            )
-        histories = list(histories)
-        for position, history in enumerate(histories):
-            if isinstance(history, str | bytes) or not _is_sequence(history):
-                raise TypeError(
-                    "histories must be a list of item-ID sequences, one per "
-                    f"session, but histories[{position}] is {history!r}; wrap a "
-                    "single session's items in a list: [[item, item, ...]]."
-                )
-        lengths = np.array([len(history) for history in histories], dtype=np.int64)
-        flat = [item for history in histories for item in history]
-        codes = (
-            encode_ids(_as_ids(flat, "histories"), self.items_)
-            if flat
-            else (np.empty(0, dtype=np.int64))
-        )
-        known = codes != UNKNOWN_CODE
-        owners = np.repeat(np.arange(len(histories)), lengths)[known]
-        codes = codes[known] - 1
-        # Consecutive repeats of an item count once, as in fit.
+        """Item rows of every history, unknown IDs left out and consecutive
+        repeats read once, as in fit, and where each history starts."""
+        codes, starts = encode_histories(histories, self.items_)
+        owners = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
         repeat = np.zeros(len(codes), dtype=bool)
         repeat[1:] = (codes[1:] == codes[:-1]) & (owners[1:] == owners[:-1])
         codes, owners = codes[~repeat], owners[~repeat]
-        counts = np.bincount(owners, minlength=len(histories))
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        return codes, starts
+        counts = np.bincount(owners, minlength=len(starts) - 1)
+        return codes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

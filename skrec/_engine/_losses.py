@@ -8,7 +8,8 @@ the trainer puts its L2 penalty.
 import torch
 import torch.nn.functional as F
 
-from ._modules import EmbeddingMLP, embedding_tables
+from ._modules import EmbeddingMLP, embedding_tables, factorizes
+from ._softmax import full_softmax, sampled_cross_entropy
 
 # negative_sampling="hard": uniform draws per negative kept, among which
 # the highest-scoring are the negatives.
@@ -141,6 +142,62 @@ def bayesian_personalized_ranking(module, batch, sampler):
     return loss, *_positive_rows(user_rows, item_rows, n_pos)
 
 
+def softmax_cross_entropy(module, batch, sampler):
+    """Each positive's cross-entropy among every item of the catalog, on a
+    module whose scores factorize (see ``EmbeddingMLP.user_states``).
+
+    ``sampler`` is an ``ItemSampler`` over item codes ``1 .. n_items - 1``,
+    its row ``r`` being item code ``r + 1``.
+    """
+    # A user's rows in the batch share the user's logits.
+    users, owners = torch.unique(batch.users, return_inverse=True)
+    states, user_rows = module.user_states(users)
+    catalog = torch.arange(1, len(sampler.probabilities) + 1, device=states.device)
+    outputs, item_rows = module.item_outputs(catalog)
+    losses = full_softmax(states, batch.items - 1, outputs, owners=owners)
+    return (
+        (losses * batch.targets).mean(),
+        user_rows[owners],
+        item_rows[batch.items - 1],
+    )
+
+
+def sampled_softmax_cross_entropy(module, batch, sampler):
+    """Each positive's cross-entropy among itself and the ``n_negatives``
+    items that ``sampler`` draws for the whole batch, log-Q corrected.
+
+    A factorized module scores the shared items with one matrix product, a
+    built-in one with an MLP each (user, negative) pair of the batch's
+    distinct users, and any other module each (row, negative) pair.
+    """
+    negatives = sampler.shared()
+    n_pos = len(batch)
+    if factorizes(module):
+        states, user_rows = module.user_states(batch.users)
+        outputs, item_rows = module.item_outputs(
+            torch.cat([batch.items, negatives + 1])
+        )
+        positive = (states * outputs[:n_pos]).sum(dim=1)
+        negative = states @ outputs[n_pos:].T
+    elif isinstance(module, EmbeddingMLP) and not module.has_row_features(
+        batch.features
+    ):
+        # A user's rows share the user's scores of the negatives.
+        positive, user_rows, item_rows = module.score_with_rows(
+            batch.users, batch.items, batch.features
+        )
+        users, owners = torch.unique(batch.users, return_inverse=True)
+        negative = module.score_grid(users, negatives + 1)[0][owners]
+    else:
+        grid = (negatives + 1).expand(n_pos, -1)
+        scores, user_rows, item_rows = _scores_with(module, batch, grid)
+        positive, negative = scores[:n_pos], scores[n_pos:].view(n_pos, -1)
+    losses = sampled_cross_entropy(
+        positive, negative, batch.items - 1, negatives, sampler
+    )
+    return (losses * batch.targets).mean(), *_positive_rows(user_rows, item_rows, n_pos)
+
+
 def _positive_rows(user_rows, item_rows, n_pos):
     """The table rows of the positives, which alone carry the penalty."""
     return tuple(
@@ -150,7 +207,12 @@ def _positive_rows(user_rows, item_rows, n_pos):
 
 def _score_with_negatives(module, batch, sampler):
     """Scores of the batch's positives followed by their negatives, row-major."""
-    negatives = _negatives(module, batch, sampler)
+    return _scores_with(module, batch, _negatives(module, batch, sampler))
+
+
+def _scores_with(module, batch, negatives):
+    """Scores of the batch's positives followed by ``negatives``, item codes
+    of shape ``(len(batch), n)``, paired row-major with the batch's users."""
     users, items, features = _paired_with(batch, negatives)
     return scored_rows(
         module,
@@ -196,4 +258,6 @@ LOSSES = {
     "mse": squared_error,
     "bce": binary_cross_entropy,
     "bpr": bayesian_personalized_ranking,
+    "softmax": softmax_cross_entropy,
+    "sampled_softmax": sampled_softmax_cross_entropy,
 }

@@ -200,6 +200,120 @@ class EmbeddingMLP(nn.Module):
                 check_invariants=False,
             )
 
+    def factorizes(self):
+        """Whether every score is a dot product of a user-side and an
+        item-side vector plus terms that do not depend on the item: true
+        without an MLP, or with one of no hidden layer, whose output layer is
+        linear in the embeddings."""
+        return self.mlp is None or len(self.mlp) == 0
+
+    def user_states(self, users):
+        """The user side of a factorized score, and the table rows ``[p, b]``
+        looked up.
+
+        With ``item_outputs``, ``score(u, i) = states_u . outputs_i + c_u``,
+        where ``c_u`` (the global and user biases, user and per-row features)
+        is the same for every item and cancels in a softmax over items.
+        """
+        user_rows = self.user_table(users)
+        p = user_rows[:, :-1]
+        if self.history_tables is not None:
+            p = p + self._history_sums("user")[users]
+        return self.states_of(p), user_rows
+
+    def states_of(self, p):
+        """The user side of a factorized score (see ``user_states``) of user
+        embeddings ``p``, history sums included."""
+        parts = [p.new_ones(len(p), 1)]
+        if self.product == "weighted":
+            parts.insert(0, p * self.product_weight)
+        elif self.product == "dot":
+            parts.insert(0, p)
+        return torch.cat(parts, dim=1)
+
+    def session_history(self, items, owners, n_sessions):
+        """For ``svdpp``, the normalised sum of the history table over each
+        session's items, as each user's in fit: ``|S|^-1/2 sum_j y_j``; zeros
+        for the other architectures. ``owners`` gives each item's session."""
+        dim = self.user_table.embedding_dim - 1
+        sums = self.user_table.weight.new_zeros(n_sessions, dim)
+        if self.history_tables is None:
+            return sums
+        sums.index_add_(0, owners, self.history_tables["item"][items])
+        counts = torch.bincount(owners, minlength=n_sessions).clamp(min=1)
+        return sums * counts.float().rsqrt()[:, None]
+
+    def item_outputs(self, items):
+        """The item side of a factorized score (see ``user_states``): ``[q,
+        o]``, ``o`` being the item's bias and linear terms, and the table
+        rows ``[q, b]`` looked up."""
+        item_rows = self.item_table(items)
+        q, bias = item_rows[:, :-1], item_rows[:, -1]
+        if self.history_tables is not None:
+            q = q + self._history_sums("item")[items]
+        offset = bias if self.biases else torch.zeros_like(bias)
+        x = self.item_side[items]
+        if self.feature_weights is not None:
+            _, item_columns = self._side_columns(0)
+            offset = offset + x @ self.feature_weights.weight[0, item_columns]
+        if self.output is not None:
+            # A linear output layer on [p, q, x]: its q and item-feature
+            # columns depend on the item.
+            dim = q.shape[1]
+            weight = self.output.weight[0]
+            _, item_columns = self._side_columns(2 * dim)
+            offset = offset + q @ weight[dim : 2 * dim] + x @ weight[item_columns]
+        parts = [offset[:, None]]
+        if self.product is not None:
+            parts.insert(0, q)
+        return torch.cat(parts, dim=1), item_rows
+
+    def vector_scores(self, p, items, user_side=None):
+        """Scores of user embeddings ``p`` against every item of ``items``,
+        without the terms that are the same for every item (the user and
+        global biases, a linear term on user features), with gradients.
+
+        ``user_side`` holds the users' declared features, which enter an MLP;
+        None takes them at their mean, 0 once standardised, as for a new
+        session, which has none. Per-row features are taken at their mean.
+        """
+        if self.factorizes():
+            return self.states_of(p) @ self.item_outputs(items)[0].T
+        item_rows = self.item_table(items)
+        q, item_bias = item_rows[:, :-1], item_rows[:, -1]
+        if user_side is None:
+            user_side = p.new_zeros(len(p), self.user_side.shape[1])
+        user_input = torch.cat([p, user_side], dim=1)
+        item_input = torch.cat([q, self.item_side[items]], dim=1)
+        first = self.mlp[0]
+        weight_user, weight_item = self._split_weight(first.weight, q.shape[1])
+        hidden = (user_input @ weight_user.T + first.bias)[:, None, :] + (
+            item_input @ weight_item.T
+        )
+        terms = [self.output(self.mlp[1:](hidden)).squeeze(-1)]
+        if self.product == "dot":
+            terms.append(p @ q.T)
+        if self.biases:
+            terms.append(item_bias[None, :])
+        return _summed(terms)
+
+    def score_grid(self, users, items):
+        """Scores of every pair of ``users`` and ``items`` through the MLP,
+        with gradients (and dropout in training), per-row features at their
+        mean, and the user table rows looked up: ``score_matrix`` for
+        training. For architectures with hidden layers."""
+        user_rows = self.user_table(users)
+        scores = self.vector_scores(user_rows[:, :-1], items, self.user_side[users])
+        if self.biases:
+            scores = scores + (user_rows[:, -1] + self.global_bias)[:, None]
+        return scores, user_rows
+
+    def has_row_features(self, features):
+        """Whether ``features`` hold columns beyond the declared user and item
+        features, which make a score depend on more than the pair."""
+        declared = self.user_side.shape[1] + self.item_side.shape[1]
+        return features is not None and features.shape[1] > declared
+
     def penalised_tables(self):
         """Tables penalised as a whole at each step, by kind of ``alpha``."""
         if self.history_tables is None:
@@ -419,6 +533,11 @@ def embedding_tables(module):
     if hasattr(module, "embedding_tables"):
         return module.embedding_tables()
     return {}
+
+
+def factorizes(module):
+    """Whether ``module`` scores by ``user_states`` and ``item_outputs``."""
+    return isinstance(module, EmbeddingMLP) and module.factorizes()
 
 
 def _summed(terms):

@@ -96,8 +96,9 @@ class Trainer:
     n_negatives : int
     negative_sampling : {"uniform", "popularity", "hard"}, default="uniform"
         Draw negatives uniformly, in proportion to the items' numbers of rows,
-        or keep the highest-scoring of several uniform draws. The softmax
-        losses always draw by frequency, with the log-Q correction.
+        or keep the highest-scoring of several uniform draws. The sampled
+        softmax draws the negatives of a batch uniformly or by frequency,
+        with the log-Q correction.
     solver : {"adam", "adamw", "sgd", "adagrad"}, default="adam"
         The optimizer; see ``make_optimizer``.
     n_items : int, default=None
@@ -164,7 +165,12 @@ class Trainer:
         n_items = n_items or tables["item"].num_embeddings
         if loss in SOFTMAX_LOSSES:
             counts = torch.bincount(data.items, minlength=n_items)[1:]
-            self.sampler = ItemSampler(counts, n_negatives, self.generator)
+            self.sampler = ItemSampler(
+                counts,
+                n_negatives,
+                self.generator,
+                by_frequency=negative_sampling == "popularity",
+            )
             self.positives = PairSet(data.users, data.items, n_items)
         elif loss != "mse":
             self.sampler = NegativeSampler(

@@ -1,0 +1,325 @@
+"""The softmax losses of NeuralRecommender and MatrixFactorization."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skrec import MatrixFactorization, NeuralRecommender, PopularityRecommender
+from skrec._engine._losses import (
+    sampled_softmax_cross_entropy,
+    softmax_cross_entropy,
+)
+from skrec._engine._modules import EmbeddingMLP, factorizes
+from skrec._engine._softmax import (
+    ItemSampler,
+    full_softmax,
+    sampled_cross_entropy,
+    sampled_softmax,
+)
+from skrec._engine._training import Interactions, Trainer
+from skrec.datasets import make_ratings
+from skrec.metrics import make_ranking_scorer
+
+SMALL = dict(embedding_dim=16, batch_size=256, random_state=0, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def liked():
+    """Implicit feedback with a latent structure: the pairs that
+    ``make_ratings`` rates 4 or 5, one per user held out at random (of the
+    users with others)."""
+    X, y = make_ratings(n_users=150, n_items=80, n_ratings=4500, random_state=0)
+    X = X[y >= 4]
+    rng = np.random.default_rng(0)
+    X = X[rng.permutation(len(X))]
+    _, first = np.unique(X[:, 0], return_index=True)
+    held_out = np.zeros(len(X), dtype=bool)
+    held_out[first] = True
+    train, test = X[~held_out], X[held_out]
+    return train, test[np.isin(test[:, 0], train[:, 0])]
+
+
+# -- the engine --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_full_softmax_gradients_equal_plain_cross_entropy(grouped):
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randn(6, 5, dtype=torch.float64, generator=generator)
+    table = torch.randn(30, 5, dtype=torch.float64, generator=generator)
+    targets = torch.tensor([3, 3, 29, 0, 7, 3, 12, 0])
+    owners = torch.tensor([0, 0, 1, 5, 5, 2, 3, 4]) if grouped else None
+    if not grouped:
+        targets = targets[:6]
+    weights = torch.rand(len(targets), dtype=torch.float64, generator=generator)
+
+    def gradients(loss_of):
+        s, t = states.clone().requires_grad_(), table.clone().requires_grad_()
+        losses = loss_of(s, t)
+        (losses * weights).sum().backward()
+        return losses.detach(), s.grad, t.grad
+
+    ours = gradients(lambda s, t: full_softmax(s, targets, t, owners=owners))
+    rows = torch.arange(len(targets)) if owners is None else owners
+    plain = gradients(
+        lambda s, t: F.cross_entropy((s @ t.T)[rows], targets, reduction="none")
+    )
+    for mine, reference in zip(ours, plain, strict=True):
+        torch.testing.assert_close(mine, reference)
+
+
+def test_sampled_softmax_gradient_is_the_full_one_on_average():
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.randint(1, 60, (40,), generator=generator) ** 2
+    states = torch.randn(20, 6, generator=generator) * 0.5
+    table = (torch.randn(40, 6, generator=generator) * 0.5).requires_grad_()
+    targets = torch.multinomial(counts.float(), 20, generator=generator)
+    full_softmax(states, targets, table).mean().backward()
+    full = table.grad.clone()
+    for by_frequency in (True, False):
+        table.grad = None
+        sampler = ItemSampler(counts, 16, generator, by_frequency=by_frequency)
+        for _ in range(400):
+            sampled_softmax(states, targets, table, sampler).mean().backward()
+        cosine = F.cosine_similarity(full.ravel(), table.grad.ravel() / 400, dim=0)
+        assert cosine > 0.95
+
+
+def test_sampled_cross_entropy_leaves_out_negatives_that_hit_the_target():
+    sampler = ItemSampler(torch.ones(5), 3, torch.Generator())
+    positive = torch.tensor([1.0, 2.0])
+    negative = torch.tensor([[0.5, 1.0, 3.0], [0.5, 1.0, 3.0]])
+    negatives = torch.tensor([4, 0, 1])
+    losses = sampled_cross_entropy(
+        positive, negative, torch.tensor([0, 2]), negatives, sampler
+    )
+    # Uniform draws: the log-Q correction is the same for every logit.
+    expected_first = torch.logsumexp(torch.tensor([1.0, 0.5, 3.0]), 0) - 1.0
+    expected_second = torch.logsumexp(torch.tensor([2.0, 0.5, 1.0, 3.0]), 0) - 2.0
+    torch.testing.assert_close(losses, torch.stack([expected_first, expected_second]))
+
+
+@pytest.mark.parametrize(
+    "architecture, hidden, factorized",
+    [
+        ("mf", (), True),
+        ("gmf", (), True),
+        ("svdpp", (), True),
+        ("neumf", (), True),
+        ("mlp", (), True),
+        ("neumf", (8,), False),
+        ("mlp", (8,), False),
+    ],
+)
+def test_factorized_scores_match_the_score_matrix(architecture, hidden, factorized):
+    """``user_states . item_outputs`` is the score up to a constant per user."""
+    torch.manual_seed(0)
+    module = EmbeddingMLP(
+        n_users=7,
+        n_items=9,
+        n_features=3,
+        embedding_dim=4,
+        hidden_layer_sizes=hidden,
+        architecture=architecture,
+        n_user_features=1,
+        n_item_features=2,
+    )
+    assert factorizes(module) is factorized
+    if not factorized:
+        return
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.normal_()
+        module.user_side.normal_()
+        module.item_side.normal_()
+        module.set_history(torch.tensor([1, 1, 2, 3, 6]), torch.tensor([2, 5, 5, 1, 8]))
+        users, items = torch.arange(1, 7), torch.arange(1, 9)
+        expected = module.score_matrix(users, items)
+        factorized = module.user_states(users)[0] @ module.item_outputs(items)[0].T
+    difference = expected - factorized
+    torch.testing.assert_close(
+        difference, difference[:, :1].expand_as(difference), atol=1e-4, rtol=1e-4
+    )
+
+
+def _trainer(loss, architecture="mf", alpha=0.0, n_negatives=5):
+    torch.manual_seed(0)
+    module = EmbeddingMLP(
+        n_users=5, n_items=8, embedding_dim=4, architecture=architecture
+    )
+    data = Interactions.from_arrays(
+        np.array([1, 1, 2, 3, 4, 4]),
+        np.array([2, 3, 3, 7, 1, 2]),
+        targets=np.array([1.0, 2.0, 1.0, 1.0, 0.5, 1.0], dtype=np.float32),
+    )
+    trainer = Trainer(
+        module,
+        data,
+        batch_size=6,
+        learning_rate=0.01,
+        alpha=alpha,
+        seed=0,
+        loss=loss,
+        n_negatives=n_negatives,
+    )
+    return trainer, data
+
+
+def test_softmax_loss_is_the_weighted_cross_entropy_over_the_catalog():
+    trainer, data = _trainer("softmax")
+    module = trainer.module
+    loss, user_rows, item_rows = softmax_cross_entropy(module, data, trainer.sampler)
+    scores = module.score_matrix(data.users, torch.arange(1, 8))
+    expected = F.cross_entropy(scores, data.items - 1, reduction="none")
+    torch.testing.assert_close(loss, (expected * data.targets).mean())
+    # The penalty falls on the rows of the positive pairs.
+    torch.testing.assert_close(user_rows, module.user_table(data.users))
+    torch.testing.assert_close(item_rows, module.item_table(data.items))
+
+
+@pytest.mark.parametrize("architecture", ["mf", "neumf"])
+def test_sampled_softmax_scores_the_shared_negatives(architecture):
+    trainer, data = _trainer("sampled_softmax", architecture)
+    module, sampler = trainer.module, trainer.sampler
+    state = sampler.generator.get_state()
+    loss, user_rows, item_rows = sampled_softmax_cross_entropy(module, data, sampler)
+    sampler.generator.set_state(state)
+    negatives = sampler.shared()
+    scores = module.score_matrix(data.users, torch.arange(1, 8))
+    rows = torch.arange(len(data))
+    expected = sampled_cross_entropy(
+        scores[rows, data.items - 1],
+        scores[:, negatives],
+        data.items - 1,
+        negatives,
+        sampler,
+    )
+    torch.testing.assert_close(loss, (expected * data.targets).mean())
+    assert len(user_rows) == len(item_rows) == len(data)
+
+
+def test_the_penalty_shrinks_the_rows_of_the_positive_pairs():
+    norms = []
+    for alpha in (0.0, 5.0):
+        trainer, _ = _trainer("softmax", alpha=alpha)
+        for _ in range(100):
+            trainer.train_epoch()
+        norms.append(trainer.module.user_table.weight[1:].norm())
+    assert norms[1] < 0.5 * norms[0]
+
+
+# -- the estimators ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dense_liked():
+    """Liked pairs as in ``liked``, 20 per user on average, a quarter of them
+    held out: enough for the latent structure to beat popularity."""
+    X, y = make_ratings(
+        n_users=500, n_items=200, n_ratings=40000, noise=0.2, random_state=0
+    )
+    X = X[y >= 4]
+    held_out = np.random.default_rng(0).random(len(X)) < 0.25
+    train, test = X[~held_out], X[held_out]
+    return train, test[np.isin(test[:, 0], train[:, 0])]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MatrixFactorization(**SMALL, loss="softmax"),
+        lambda: MatrixFactorization(**SMALL, loss="sampled_softmax"),
+        lambda: NeuralRecommender(**SMALL, architecture="gmf", loss="softmax"),
+        lambda: NeuralRecommender(**SMALL, loss="softmax"),
+        lambda: NeuralRecommender(**SMALL, architecture="neumf", loss="softmax"),
+        lambda: MatrixFactorization(loss="softmax", random_state=0, n_jobs=1),
+    ],
+    ids=["mf", "mf-sampled", "gmf", "svdpp", "neumf-sampled", "mf-defaults"],
+)
+def test_softmax_losses_rank_better_than_popularity(dense_liked, make):
+    """NDCG@10 of the held-out quarter of each user's liked items, ranked
+    among all items unseen in fit."""
+    train, test = dense_liked
+    ndcg = make_ranking_scorer("ndcg", k=10)
+    popular = ndcg(PopularityRecommender().fit(train), test)
+    est = make().fit(train)
+    assert est.validation_scores_ is not None
+    assert ndcg(est, test) > popular + 0.05
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_softmax_models_are_implicit(liked):
+    est = MatrixFactorization(**SMALL, loss="softmax", max_iter=3).fit(liked[0])
+    scores = est.predict(liked[1])
+    assert scores.shape == (len(liked[1]),) and np.isfinite(scores).all()
+    assert 0.0 <= est.score(liked[1]) <= 1.0
+    assert len(est.validation_scores_) == est.n_iter_
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_row_weights_weight_the_softmax_loss(liked):
+    train = liked[0]
+    ones = MatrixFactorization(**SMALL, loss="softmax", max_iter=2).fit(train)
+    doubled = MatrixFactorization(**SMALL, loss="softmax", max_iter=2)
+    doubled.fit(train, np.full(len(train), 2.0))
+    assert doubled.loss_curve_[0] == pytest.approx(2 * ones.loss_curve_[0], rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    "loss, architecture, expected",
+    [
+        ("softmax", "mf", "softmax"),
+        ("softmax", "neumf", "sampled_softmax"),
+        ("sampled_softmax", "mf", "sampled_softmax"),
+        ("bce", "neumf", "bce"),
+    ],
+)
+def test_softmax_on_an_mlp_trains_the_sampled_softmax(loss, architecture, expected):
+    est = NeuralRecommender(loss=loss, architecture=architecture)
+    module = EmbeddingMLP(n_users=3, n_items=3, architecture=architecture)
+    assert est._engine_loss(module) == expected
+
+
+def test_auto_negatives_depend_on_the_loss_and_the_network():
+    mf = EmbeddingMLP(n_users=3, n_items=3, architecture="mf")
+    neumf = EmbeddingMLP(n_users=3, n_items=3, architecture="neumf")
+    assert NeuralRecommender(loss="bce")._n_negatives(neumf) == 4
+    assert NeuralRecommender(loss="sampled_softmax")._n_negatives(mf) == 256
+    assert NeuralRecommender(loss="softmax")._n_negatives(neumf) == 64
+    explicit = NeuralRecommender(loss="sampled_softmax", n_negatives=9)
+    assert explicit._n_negatives(mf) == 9
+
+
+def test_auto_architecture_factorizes_for_the_softmax_losses():
+    assert NeuralRecommender(loss="bce")._architecture() == "neumf"
+    assert NeuralRecommender(loss="softmax")._architecture() == "svdpp"
+    assert NeuralRecommender(loss="softmax", architecture="mlp")._architecture() == (
+        "mlp"
+    )
+    assert MatrixFactorization(loss="sampled_softmax")._architecture() == "mf"
+
+
+def test_auto_alpha_and_learning_rate_depend_on_the_loss():
+    for estimator, alpha, rate in (
+        (NeuralRecommender, 80.0, 1e-3),
+        (MatrixFactorization, 10.0, 5e-3),
+    ):
+        for loss in ("mse", "bce", "bpr"):
+            est = estimator(loss=loss)
+            assert (est._alpha(), est._learning_rate_init()) == (alpha, rate)
+        for loss in ("softmax", "sampled_softmax"):
+            est = estimator(loss=loss)
+            assert (est._alpha(), est._learning_rate_init()) == (3.0, 1e-2)
+        assert estimator(loss="softmax", alpha=0.5)._alpha() == 0.5
+
+
+def test_hard_negatives_are_refused_by_the_sampled_softmax(liked):
+    est = MatrixFactorization(**SMALL, loss="sampled_softmax", negative_sampling="hard")
+    with pytest.raises(ValueError, match="negative_sampling='hard' picks negatives"):
+        est.fit(liked[0])
+
+
+def test_unknown_loss_names_the_softmax_losses(liked):
+    with pytest.raises(ValueError, match="'sampled_softmax'"):
+        MatrixFactorization(loss="softmax_full").fit(liked[0])
