@@ -1,9 +1,14 @@
 """What every skrec estimator shares: the fit protocol and the unknown-ID policy."""
 
+import warnings
+
+import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import build_vocabulary, encode_ids, raise_for_unknown
+from ._engine._device import resolve_device
+from ._engine._training import load_tensors, seeded
 from ._sklearn_compat import _fit_context
 from ._validation import column_label, validate_table
 from ._version import PICKLE_FORMAT, __version__
@@ -104,3 +109,47 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
         # TypeError here, which is what the tag's default pins.
         tags.input_tags.string = False
         return tags
+
+
+class TorchStateMixin:
+    """Pickling of an estimator whose fitted network is ``module_`` on
+    ``device_``; subclasses build an untrained network with ``_empty_module()``.
+    """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # The optimizer's moments only serve partial_fit; a loaded model's
+        # partial_fit starts them afresh.
+        state.pop("_optimizer_state", None)
+        if "module_" in state:
+            # The network travels as numpy arrays, which load on any device
+            # and which skops.io can read without running pickled torch code.
+            state["module_"] = {
+                name: tensor.detach().cpu().numpy()
+                for name, tensor in self.module_.state_dict().items()
+            }
+            state["device_"] = str(self.device_)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "module_" in state:
+            self.device_ = _loadable_device(self.device_)
+            # Building the network draws initial weights: that must not move
+            # the caller's random state.
+            with seeded(0, torch.device("cpu")):
+                module = self._empty_module()
+            self.module_ = load_tensors(module, self.module_).to(self.device_)
+
+
+def _loadable_device(device):
+    try:
+        return resolve_device(device)
+    except ValueError:
+        warnings.warn(
+            f"This model was fitted on {device}, which is not available here; it "
+            "was loaded on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return resolve_device("cpu")

@@ -10,7 +10,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseRecommender
+from ._base import BaseRecommender, TorchStateMixin
 from ._encoding import encode_ids, extend_vocabulary
 from ._engine._device import resolve_device
 from ._engine._fold_in import is_small, session_scores
@@ -24,7 +24,6 @@ from ._engine._training import (
     fill_unknown_rows,
     grow_embedding_tables,
     keep_side_features,
-    load_tensors,
     predict_scores,
     seeded,
     set_history,
@@ -74,7 +73,7 @@ MAX_RATING = 1e150
 MAX_WEIGHT = 1e30
 
 
-class NeuralRecommender(RecommendMixin, BaseRecommender):
+class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     """Neural recommender on user and item embeddings, with optional side features.
 
     Each row of ``X`` is a (user, item) pair, possibly followed by numeric side
@@ -837,31 +836,11 @@ class NeuralRecommender(RecommendMixin, BaseRecommender):
             return AUTO_SOFTMAX_NEGATIVES
         return AUTO_MLP_SOFTMAX_NEGATIVES
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        # The optimizer's moments only serve partial_fit; a loaded model's
-        # partial_fit starts them afresh.
-        state.pop("_optimizer_state", None)
-        if "module_" in state:
-            # The network travels as numpy arrays, which load on any device
-            # and which skops.io can read without running pickled torch code.
-            state["module_"] = {
-                name: tensor.detach().cpu().numpy()
-                for name, tensor in self.module_.state_dict().items()
-            }
-            state["device_"] = str(self.device_)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if "module_" in state:
-            self.device_ = _loadable_device(self.device_)
-            n_rows = {"user": len(self.users_) + 1, "item": len(self.items_) + 1}
-            # Building the network draws initial weights: that must not move
-            # the caller's random state.
-            with seeded(0, torch.device("cpu")):
-                module = self._new_module(n_rows)
-            self.module_ = load_tensors(module, self.module_).to(self.device_)
+    def _empty_module(self):
+        """An untrained network of the fitted shape, to load weights into."""
+        return self._new_module(
+            {"user": len(self.users_) + 1, "item": len(self.items_) + 1}
+        )
 
     # -- fitting ----------------------------------------------------------------
 
@@ -1224,19 +1203,6 @@ def _r2(module, validation):
     residual = np.sum((target - predicted) ** 2)
     total = np.sum((target - target.mean()) ** 2)
     return 1.0 - residual / total if total > 0 else 0.0
-
-
-def _loadable_device(device):
-    try:
-        return resolve_device(device)
-    except ValueError:
-        warnings.warn(
-            f"This model was fitted on {device}, which is not available here; it "
-            "was loaded on the CPU.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return resolve_device("cpu")
 
 
 class MatrixFactorization(NeuralRecommender):

@@ -10,7 +10,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._base import BaseRecommender
+from ._base import BaseRecommender, TorchStateMixin
 from ._encoding import UNKNOWN_CODE, encode_ids, extend_vocabulary, raise_for_unknown
 from ._engine._device import resolve_device
 from ._engine._optimizers import resume_optimizer
@@ -29,9 +29,8 @@ from ._engine._sequence_training import (
     ndcg_of_next_items,
     padded_windows,
 )
-from ._engine._training import load_tensors, seeded
+from ._engine._training import seeded
 from ._fit_loop import attach_progress, raise_if_diverged, run_epochs, set_fit_history
-from ._neural import _loadable_device
 from ._parallel import cpu_threads
 from ._recommend import (
     RecommendMixin,
@@ -58,7 +57,7 @@ AUTO_NEGATIVES = 256
 FEW_SESSIONS = 16
 
 
-class SequentialRecommender(RecommendMixin, BaseRecommender):
+class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     """Next-item recommender over each user's ordered history.
 
     Each row of ``X`` is an interaction of a user with an item. A user's
@@ -926,25 +925,19 @@ class SequentialRecommender(RecommendMixin, BaseRecommender):
 
     # -- persistence ----------------------------------------------------------------
 
+    def _empty_module(self):
+        """An untrained encoder of the fitted shape, to load weights into."""
+        return self._new_module(len(self.items_) + FIRST_ITEM_CODE)
+
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_optimizer_state", None)
         if "module_" in state:
-            state["module_"] = {
-                name: tensor.detach().cpu().numpy()
-                for name, tensor in self.module_.state_dict().items()
-            }
-            state["device_"] = str(self.device_)
             state["_states_by_code"] = self._states_by_code.cpu().numpy()
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "module_" in state:
-            self.device_ = _loadable_device(self.device_)
-            with seeded(0, torch.device("cpu")):
-                module = self._new_module(len(self.items_) + FIRST_ITEM_CODE)
-            self.module_ = load_tensors(module, self.module_).to(self.device_)
             self._states_by_code = torch.as_tensor(self._states_by_code).to(
                 self.device_
             )
