@@ -755,23 +755,17 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             columns, values = self._top_of_sessions(
                 scores, rows, starts, candidates, n, exclude_seen
             )
-        item_ids = self.items_[candidates[columns.cpu()].numpy() - 1]
-        if return_scores:
-            return item_ids, values.double().cpu().numpy()
-        return item_ids
+        return self._ranked_items(candidates, columns, values, return_scores)
 
     def _session_scores(self, rows, starts, candidates):
         """Scores of the candidate codes for each session of item ``rows``
         (0-based) starting at ``starts``, from the folded-in embeddings."""
         alpha = self._alpha()
         alpha = alpha["user"] if isinstance(alpha, dict) else alpha
-        n_jobs = self.n_jobs
-        if n_jobs is None and is_small(self.module_, len(starts) - 1):
-            # Threads would mostly wait for each other, spinning on cores
-            # that others use (a 50-item session on MovieLens: 3 ms on one
-            # thread, 140 ms on two busy cores).
-            n_jobs = 1
-        with cpu_threads(n_jobs, follow_load=True) as threads:
+        little_work = is_small(self.module_, len(starts) - 1)
+        with cpu_threads(
+            self.n_jobs, follow_load=True, little_work=little_work
+        ) as threads:
             return session_scores(
                 self.module_,
                 torch.from_numpy(rows + 1).to(self.device_),

@@ -114,8 +114,7 @@ class RecommendMixin:
         check_n(n)
         user_codes = encode_ids(_as_ids(users, "users"), self.users_)
         candidates = self._candidate_codes(items)
-        item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
-        item_columns[candidates - 1] = torch.arange(len(candidates))
+        item_columns = self._item_columns(candidates)
         seen = self.user_items_
         indptr = torch.from_numpy(seen.indptr.astype(np.int64))
         indices = torch.from_numpy(seen.indices.astype(np.int64))
@@ -141,11 +140,9 @@ class RecommendMixin:
             # No users: no rows, but as many columns as for any user.
             top_columns = [torch.empty((0, min(n, len(candidates))), dtype=torch.long)]
             top_scores = [torch.empty(top_columns[0].shape)]
-        columns = torch.cat(top_columns)
-        item_ids = self.items_[candidates[columns.long()].numpy() - 1]
-        if return_scores:
-            return item_ids, torch.cat(top_scores).double().numpy()
-        return item_ids
+        return self._ranked_items(
+            candidates, torch.cat(top_columns), torch.cat(top_scores), return_scores
+        )
 
     def _top_columns(
         self,
@@ -178,16 +175,29 @@ class RecommendMixin:
         if empty.any():
             scores[empty] = self._popularity(candidates).to(scores.device)
         if exclude_seen:
-            item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
-            item_columns[candidates - 1] = torch.arange(len(candidates))
             mask_seen(
                 scores,
                 torch.arange(len(starts) - 1),
-                item_columns,
+                self._item_columns(candidates),
                 torch.from_numpy(starts),
                 torch.from_numpy(rows),
             )
         return top_k(scores, n)
+
+    def _item_columns(self, candidates):
+        """The column of each item index among ``candidates``, -1 for the
+        items that are not candidates."""
+        item_columns = torch.full((len(self.items_),), -1, dtype=torch.int64)
+        item_columns[candidates - 1] = torch.arange(len(candidates))
+        return item_columns
+
+    def _ranked_items(self, candidates, columns, values, return_scores):
+        """The item IDs at the candidate ``columns`` of each row, and their
+        scores ``values`` if ``return_scores``: what ``recommend`` returns."""
+        item_ids = self.items_[candidates[columns.long().cpu()].numpy() - 1]
+        if return_scores:
+            return item_ids, values.double().cpu().numpy()
+        return item_ids
 
     def _candidate_codes(self, items):
         if items is None:

@@ -574,15 +574,8 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         check_n(n)
         codes, starts = self._encode_histories(histories)
         candidates = self._candidate_codes(items)
-        empty = np.diff(starts) == 0
-        n_jobs = self.n_jobs
-        if n_jobs is None and len(empty) <= FEW_SESSIONS:
-            # Too little work to share: threads that spin while they wait for
-            # each other cost more than they save, and far more on a busy
-            # machine (a 50-item session: 1.3 ms on one thread, 136 ms on two
-            # beside other processes).
-            n_jobs = 1
-        with cpu_threads(n_jobs), torch.inference_mode():
+        little_work = len(starts) - 1 <= FEW_SESSIONS
+        with cpu_threads(self.n_jobs, little_work=little_work), torch.inference_mode():
             windows = torch.from_numpy(
                 padded_windows(codes, starts[:-1], starts[1:], self.max_len)
             ).to(self.device_)
@@ -592,10 +585,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             columns, values = self._top_of_sessions(
                 scores, codes, starts, candidates, n, exclude_seen
             )
-        item_ids = self.items_[candidates[columns.cpu()].numpy() - 1]
-        if return_scores:
-            return item_ids, values.double().cpu().numpy()
-        return item_ids
+        return self._ranked_items(candidates, columns, values, return_scores)
 
     # -- scoring ------------------------------------------------------------------
 
@@ -809,8 +799,9 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
                 UserWarning,
                 stacklevel=7,
             )
+        latest = starts[1:] - 1
         keep = np.ones(len(codes), dtype=bool)
-        keep[starts[1:][held] - 1] = False
+        keep[latest[held]] = False
         train_starts = np.concatenate([[0], np.cumsum(lengths - held)])
         windows, weights = padded_windows(
             codes[keep],
@@ -824,7 +815,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             return train, None
         users = np.flatnonzero(held)
         inputs = torch.as_tensor(windows[users, 1:], device=device)
-        targets = torch.as_tensor(codes[starts[1:][users] - 1], device=device)
+        targets = torch.as_tensor(codes[latest[users]], device=device)
         train_owner = np.repeat(np.arange(len(lengths)), lengths - held)
         in_validation = held[train_owner]
         seen_rows = (np.cumsum(held) - 1)[train_owner[in_validation]]
@@ -854,11 +845,9 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     def _loss(self):
         if self.loss != "auto":
             return self.loss
-        return (
-            "softmax"
-            if len(self.items_) <= AUTO_SOFTMAX_MAX_ITEMS
-            else ("sampled_softmax")
-        )
+        if len(self.items_) <= AUTO_SOFTMAX_MAX_ITEMS:
+            return "softmax"
+        return "sampled_softmax"
 
     def _constant_loss(self):
         """The loss of scoring every item alike, against which a diverging loss
@@ -909,8 +898,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         repeats read once, as in fit, and where each history starts."""
         codes, starts = encode_histories(histories, self.items_)
         owners = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-        repeat = np.zeros(len(codes), dtype=bool)
-        repeat[1:] = (codes[1:] == codes[:-1]) & (owners[1:] == owners[:-1])
+        repeat = _consecutive_repeats(owners, codes)
         codes, owners = codes[~repeat], owners[~repeat]
         counts = np.bincount(owners, minlength=len(starts) - 1)
         return codes, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -946,15 +934,19 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
 def _merge_repeats(user_codes, item_codes, weights):
     """Consecutive rows of one user with one item as one row, of their summed
     weight."""
-    if len(user_codes) < 2:
-        return user_codes, item_codes, weights
-    new = np.ones(len(user_codes), dtype=bool)
-    new[1:] = (user_codes[1:] != user_codes[:-1]) | (item_codes[1:] != item_codes[:-1])
+    new = ~_consecutive_repeats(user_codes, item_codes)
     if new.all():
         return user_codes, item_codes, weights
     group = np.cumsum(new) - 1
     summed = np.bincount(group, weights=weights).astype(np.float32)
     return user_codes[new], item_codes[new], summed
+
+
+def _consecutive_repeats(owners, codes):
+    """Whether each position repeats the code before it, of the same owner."""
+    repeat = np.zeros(len(codes), dtype=bool)
+    repeat[1:] = (codes[1:] == codes[:-1]) & (owners[1:] == owners[:-1])
+    return repeat
 
 
 def _is_sequence(value):

@@ -34,7 +34,7 @@ class ItemSampler:
         self.generator = generator
 
     def shared(self):
-        """``n_negatives`` output rows drawn by frequency, with replacement."""
+        """``n_negatives`` output rows, with replacement."""
         return torch.multinomial(
             self.probabilities,
             self.n_negatives,
