@@ -11,7 +11,19 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseRecommender, TorchStateMixin
-from ._encoding import encode_ids, extend_vocabulary
+from ._distributed import (
+    agreed_seed,
+    every_pair,
+    every_process,
+    pool_side_features,
+    pooled_codes,
+    pooled_mean,
+    pooled_moments,
+    pooled_vocabulary,
+    run_on_every_process,
+    training_group,
+)
+from ._encoding import encode_ids
 from ._engine._device import resolve_device
 from ._engine._fold_in import is_small, session_scores
 from ._engine._modules import ACTIVATIONS, ARCHITECTURES, EmbeddingMLP, factorizes
@@ -285,6 +297,15 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         process may use), as a fit that must repeat bit for bit on a busy
         machine needs.
 
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training over ``torch.distributed``. ``"auto"``: when
+        ``fit`` runs in an initialised process group of several processes
+        (a script launched with ``torchrun``), each process passes its own
+        shard of the rows and they train one model together; every process
+        ends with the same fitted estimator. Outside a process group, or
+        with ``False``, the process trains on its rows alone. ``True``
+        requires a process group. See :ref:`distributed`.
+
     handle_unknown : {"fallback", "error"}, default="fallback"
         What ``predict`` does with users or items not seen in fit. With
         ``"fallback"`` an unknown ID is scored with the average of the learned
@@ -474,6 +495,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             Interval(Integral, None, -1, closed="right"),
             None,
         ],
+        "distributed": [StrOptions({"auto"}), "boolean"],
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
         "item_col": [Integral, str],
@@ -511,6 +533,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         negative_sampling="uniform",
         device="auto",
         n_jobs=None,
+        distributed="auto",
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
@@ -544,6 +567,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         self.negative_sampling = negative_sampling
         self.device = device
         self.n_jobs = n_jobs
+        self.distributed = distributed
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col
@@ -843,21 +867,29 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self._fit_on_threads(X, y, threads)
 
     def _fit_on_threads(self, X, y, threads):
+        group = training_group(self)
         first_pass = not hasattr(self, "module_") or not self.warm_start
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = agreed_seed(group, seed)
         # Rows come encoded in a random order when some are held out, so that
         # the training and validation rows are two slices of one copy of X.
         shuffle_seed = seed if self.early_stopping else None
-        data, device = self._encoded_data(X, y, first_pass, shuffle_seed)
-        train, validation = self._split_validation(data)
+        data, device = self._encoded_data(X, y, first_pass, shuffle_seed, group)
+        train, validation = self._split_validation(data, group)
         with seeded(seed, device):
-            module = self._initial_module(data, device, first_pass)
-            set_history(module, train)
+            module = self._initial_module(data, device, first_pass, group)
+            pairs = every_pair(group, train)
+            set_history(module, pairs)
             trainer = self._trainer(
-                module, train, seed, averaging=self._weight_averaging(module)
+                module,
+                train,
+                seed,
+                averaging=self._weight_averaging(module),
+                group=group,
+                pairs=pairs,
             )
             trainer.step_hooks.append(threads.follow_load_now)
-            history = self._run_epochs(trainer, validation)
+            history = self._run_epochs(trainer, validation, group)
         module = trainer.averaged_module
         # Predictions draw on every interaction of fit, the validation rows'
         # included, as they would after a refit on all rows.
@@ -870,19 +902,28 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self._partial_fit_on_threads(X, y, threads)
 
     def _partial_fit_on_threads(self, X, y, threads):
+        group = training_group(self)
         first_pass = not hasattr(self, "module_")
         seen_before = None if first_pass else self.user_items_
-        data, device = self._encoded_data(X, y, first_pass)
+        data, device = self._encoded_data(X, y, first_pass, group=group)
         if seen_before is not None:
             self.user_items_ = union_of_pairs(seen_before, self.user_items_)
         # Each call is a new epoch: it must not replay the previous batch order
         # and negatives, which an int random_state would.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         seed = (seed + (0 if first_pass else self.n_iter_)) % np.iinfo(np.int32).max
+        seed = agreed_seed(group, seed)
         with seeded(seed, device):
-            module = self._initial_module(data, device, first_pass)
+            module = self._initial_module(data, device, first_pass, group)
             set_history(module, self.user_items_)
-            trainer = self._trainer(module, data, seed, continue_optimizer=True)
+            trainer = self._trainer(
+                module,
+                data,
+                seed,
+                continue_optimizer=True,
+                group=group,
+                pairs=every_pair(group, data),
+            )
             trainer.step_hooks.append(threads.follow_load_now)
             progress = attach_progress(self, trainer)
             if progress is not None:
@@ -897,27 +938,37 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         self.loss_curve_ = [*self.loss_curve_, loss]
         self.best_loss_ = min(self.loss_curve_)
 
-    def _encoded_data(self, X, y, first_pass, shuffle_seed=None):
+    def _encoded_data(self, X, y, first_pass, shuffle_seed=None, group=None):
         """Validate ``X`` and ``y``, update the vocabularies and scalers on the
         first pass, and return the encoded rows on the training device, in
-        the order of a permutation seeded by ``shuffle_seed`` if one is given."""
-        table = validate_table(self, X, reset=first_pass)
+        the order of a permutation seeded by ``shuffle_seed`` if one is given.
+
+        Under a process ``group``, the vocabularies, scalers and seen pairs
+        are those of every process's rows, and so is the first error.
+        """
+        table, y = run_on_every_process(group, self._validated_input, X, y, first_pass)
         users, items, features = table.users, table.items, table.features
         n_side_features = (table.n_user_features, table.n_item_features)
-        y = self._validate_target(y, users)
         device = resolve_device(self.device)
+        if group is not None:
+            group.check_same("columns of X", table.feature_names)
+            if shuffle_seed is not None:
+                shuffle_seed = (shuffle_seed + group.rank) % np.iinfo(np.int32).max
         if first_pass:
-            self._set_vocabularies(users, items)
-            self._set_scalers(features, y)
+            self._set_vocabularies(users, items, group)
+            self._set_scalers(features, y, group)
             self._n_side_features = n_side_features
         else:
             self._check_side_features(n_side_features)
-            self._extend_vocabularies(users, items)
+            self._extend_vocabularies(users, items, group)
         self._feature_names = table.feature_names
         user_codes = encode_ids(users, self.users_)
         item_codes = encode_ids(items, self.items_)
         self.user_items_ = user_item_matrix(
-            user_codes, item_codes, len(self.users_), len(self.items_)
+            pooled_codes(group, user_codes),
+            pooled_codes(group, item_codes),
+            len(self.users_),
+            len(self.items_),
         )
         # float32 before shuffling: the training dtype, at half the memory.
         targets = ((y - self._y_mean) / self._y_scale).astype(np.float32)
@@ -931,11 +982,24 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
                 columns[j] = None if column is None else column[order]
         return Interactions.from_arrays(*columns, device=device), device
 
-    def _trainer(self, module, data, seed, continue_optimizer=False, averaging=None):
+    def _validated_input(self, X, y, first_pass):
+        table = validate_table(self, X, reset=first_pass)
+        return table, self._validate_target(y, table.users)
+
+    def _trainer(
+        self,
+        module,
+        data,
+        seed,
+        continue_optimizer=False,
+        averaging=None,
+        group=None,
+        pairs=None,
+    ):
         trainer = Trainer(
             module,
             data,
-            batch_size=self._batch_size(len(data)),
+            batch_size=self._batch_size(len(data) if pairs is None else len(pairs)),
             learning_rate=self._learning_rate_init(),
             alpha=self._alpha(),
             seed=seed,
@@ -946,6 +1010,8 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             n_items=len(self.items_) + 1,
             averaging=averaging,
             sparse=self.sparse_embeddings,
+            group=group,
+            pairs=None if pairs is None else (pairs.users, pairs.items),
         )
         state = getattr(self, "_optimizer_state", None)
         # Another solver's moments mean nothing to this one: it starts afresh.
@@ -963,15 +1029,19 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         self._optimizer_state = trainer.optimizer.state_dict()
         self._optimizer_solver = self.solver
 
-    def _set_vocabularies(self, users, items):
-        self.users_, self.items_ = self._vocabularies(users, items)
+    def _set_vocabularies(self, users, items, group=None):
+        if group is None:
+            self.users_, self.items_ = self._vocabularies(users, items)
+            return
+        self.users_ = pooled_vocabulary(group, users, column_label(self, "user_col"))
+        self.items_ = pooled_vocabulary(group, items, column_label(self, "item_col"))
 
-    def _extend_vocabularies(self, users, items):
-        self.users_ = extend_vocabulary(
-            self.users_, users, column_label(self, "user_col")
+    def _extend_vocabularies(self, users, items, group=None):
+        self.users_ = pooled_vocabulary(
+            group, users, column_label(self, "user_col"), self.users_
         )
-        self.items_ = extend_vocabulary(
-            self.items_, items, column_label(self, "item_col")
+        self.items_ = pooled_vocabulary(
+            group, items, column_label(self, "item_col"), self.items_
         )
 
     def _validate_target(self, y, users):
@@ -991,10 +1061,12 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             )
         return y
 
-    def _set_scalers(self, features, y):
+    def _set_scalers(self, features, y, group=None):
         # Standardised ratings and features let one learning rate suit any
         # rating scale and any feature units. Implicit weights stay as given.
-        if self._implicit():
+        if group is not None:
+            self._set_pooled_scalers(features, y, group)
+        elif self._implicit():
             self._y_mean, self._y_scale = 0.0, 1.0
         else:
             self._y_mean = float(y.mean())
@@ -1007,12 +1079,27 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             scale = features.std(axis=0)
             self._feature_scale = np.where(scale > 0, scale, 1.0)
 
+    def _set_pooled_scalers(self, features, y, group):
+        """``_set_scalers`` over every process's rows."""
+        _, mean, std, low, high = pooled_moments(group, y)
+        if self._implicit():
+            self._y_mean, self._y_scale = 0.0, 1.0
+        else:
+            self._y_mean, self._y_scale = float(mean), float(std) or 1.0
+        self.rating_range_ = (float(low), float(high))
+        if features is None:
+            self._feature_mean = self._feature_scale = None
+        else:
+            _, mean, std, _, _ = pooled_moments(group, features)
+            self._feature_mean = mean
+            self._feature_scale = np.where(std > 0, std, 1.0)
+
     def _scale_features(self, features):
         if features is None:
             return None
         return (features - self._feature_mean) / self._feature_scale
 
-    def _initial_module(self, data, device, first_pass):
+    def _initial_module(self, data, device, first_pass, group=None):
         n_rows = {"user": len(self.users_) + 1, "item": len(self.items_) + 1}
         if not first_pass:
             module = copy.deepcopy(self.module_).to(device)
@@ -1020,7 +1107,11 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         else:
             module = self._new_module(n_rows).to(device)
         if isinstance(module, EmbeddingMLP):
-            keep_side_features(module, data, self._side_feature_error)
+            run_on_every_process(
+                group, keep_side_features, module, data, self._side_feature_error
+            )
+            if group is not None:
+                pool_side_features(group, module, data, self._side_feature_error)
         return module
 
     def _new_module(self, n_rows):
@@ -1125,15 +1216,15 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             return min(AUTO_BATCH_SIZE, n_rows)
         return self.batch_size
 
-    def _split_validation(self, data):
+    def _split_validation(self, data, group=None):
         """The training and validation rows: the first ``validation_fraction``
-        of the (shuffled) rows are held out."""
+        of the (shuffled) rows are held out, on each process of a ``group``."""
         if not self.early_stopping:
             return data, None
         n_rows = len(data)
         # Rounded up, as scikit-learn's train_test_split rounds a test_size.
         n_validation = math.ceil(self.validation_fraction * n_rows)
-        if n_validation >= n_rows:
+        if not every_process(group, n_validation < n_rows):
             # An estimator with default parameters fits any valid data, a
             # handful of rows included: it trains on them all instead.
             warnings.warn(
@@ -1149,12 +1240,12 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             return data, None
         return data.rows(slice(n_validation, None)), data.rows(slice(n_validation))
 
-    def _run_epochs(self, trainer, validation):
+    def _run_epochs(self, trainer, validation, group=None):
         score = None
         if validation is not None:
 
             def score():
-                return self._validation_score(trainer, validation)
+                return self._validation_score(trainer, validation, group)
 
         return run_epochs(
             self,
@@ -1164,12 +1255,17 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             constant_loss=self._constant_loss(),
         )
 
-    def _validation_score(self, trainer, validation):
+    def _validation_score(self, trainer, validation, group=None):
+        """The validation score of every process's held-out rows."""
         module = trainer.averaged_module
         if self._implicit():
             n_items = len(self.items_) + 1
-            return ndcg_of_held_out(module, validation, trainer.positives, n_items)
-        return _r2(module, validation)
+            score = ndcg_of_held_out(module, validation, trainer.positives, n_items)
+            n_users = len(torch.unique(validation.users))
+            return pooled_mean(group, score, n_users)
+        if group is None:
+            return _r2(module, validation)
+        return _pooled_r2(module, validation, group)
 
 
 def _check_one_score_per_row(module, n_features, factory):
@@ -1189,6 +1285,22 @@ def _check_one_score_per_row(module, n_features, factory):
             f"tensor of shape (n_rows,); on 2 rows it returned "
             f"{type(scores).__name__} of shape {shape}."
         )
+
+
+def _pooled_r2(module, validation, group):
+    """R^2 of every process's validation rows."""
+    predicted = predict_scores(module, validation)
+    target = validation.targets.double().cpu().numpy()
+    n, total, squares, residual = group.sum(
+        [
+            len(target),
+            target.sum(),
+            np.square(target).sum(),
+            np.square(target - predicted).sum(),
+        ]
+    ).tolist()
+    variance = squares - total**2 / n
+    return 1.0 - residual / variance if variance > 0 else 0.0
 
 
 def _r2(module, validation):
@@ -1295,6 +1407,11 @@ class MatrixFactorization(NeuralRecommender):
         :class:`NeuralRecommender`: by default the usable cores, fewer while
         other processes keep them busy.
 
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training over ``torch.distributed``, as in
+        :class:`NeuralRecommender`: in a process group of several processes,
+        each passes its shard of the rows and they fit one model together.
+
     handle_unknown : {"fallback", "error"}, default="fallback"
         What ``predict`` does with users or items not seen in fit.
 
@@ -1398,6 +1515,7 @@ class MatrixFactorization(NeuralRecommender):
         negative_sampling="uniform",
         device="auto",
         n_jobs=None,
+        distributed="auto",
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
@@ -1426,6 +1544,7 @@ class MatrixFactorization(NeuralRecommender):
         self.negative_sampling = negative_sampling
         self.device = device
         self.n_jobs = n_jobs
+        self.distributed = distributed
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col

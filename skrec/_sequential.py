@@ -11,7 +11,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._base import BaseRecommender, TorchStateMixin
-from ._encoding import UNKNOWN_CODE, encode_ids, extend_vocabulary, raise_for_unknown
+from ._distributed import (
+    agreed_seed,
+    any_process,
+    pooled_histories,
+    pooled_mean,
+    pooled_vocabulary,
+    run_on_every_process,
+    training_group,
+)
+from ._encoding import UNKNOWN_CODE, encode_ids, raise_for_unknown
 from ._engine._device import resolve_device
 from ._engine._optimizers import resume_optimizer
 from ._engine._sequence_modules import (
@@ -188,6 +197,12 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         other processes keep them busy, and one for ``recommend_next`` on at
         most 16 sessions; an int fixes the count.
 
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training over ``torch.distributed``, as in
+        :class:`NeuralRecommender`: in a process group of several processes,
+        each passes the whole histories of its own users (a user's rows on
+        one process only) and they fit one model together.
+
     handle_unknown : {"fallback", "error"}, default="fallback"
         What ``predict`` does with users or items not seen in fit. With
         ``"fallback"`` an unknown user's scores are the log-frequencies of
@@ -315,6 +330,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             Interval(Integral, None, -1, closed="right"),
             None,
         ],
+        "distributed": [StrOptions({"auto"}), "boolean"],
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "user_col": [Integral, str],
         "item_col": [Integral, str],
@@ -346,6 +362,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         n_iter_no_change=10,
         device="auto",
         n_jobs=None,
+        distributed="auto",
         handle_unknown="fallback",
         user_col=0,
         item_col=1,
@@ -373,6 +390,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         self.n_iter_no_change = n_iter_no_change
         self.device = device
         self.n_jobs = n_jobs
+        self.distributed = distributed
         self.handle_unknown = handle_unknown
         self.user_col = user_col
         self.item_col = item_col
@@ -627,28 +645,35 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self._fit_on_threads(X, weights, threads)
 
     def _fit_on_threads(self, X, weights, threads):
+        group = training_group(self)
         first_pass = not hasattr(self, "module_") or not self.warm_start
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        codes, starts, row_weights = self._ordered_histories(X, weights, first_pass)
+        seed = agreed_seed(group, seed)
+        codes, starts, row_weights, mine = self._ordered_histories(
+            X, weights, first_pass, group
+        )
         self._set_histories(codes, starts, row_weights)
         device = resolve_device(self.device)
-        train, validation = self._split_latest(codes, starts, row_weights, device)
+        train, validation = self._split_latest(
+            codes, starts, row_weights, device, mine, group
+        )
         with seeded(seed, device):
             module = self._initial_module(device, first_pass)
             trainer = self._trainer(
-                module, train, seed, averaging=self.weight_averaging
+                module, train, seed, averaging=self.weight_averaging, group=group
             )
             trainer.step_hooks.append(threads.follow_load_now)
-            history = self._run_epochs(trainer, validation)
+            history = self._run_epochs(trainer, validation, group)
         self._set_fitted_module(trainer.averaged_module, device, trainer)
         set_fit_history(self, history)
 
-    def _run_epochs(self, trainer, validation):
+    def _run_epochs(self, trainer, validation, group=None):
         score = None
         if validation is not None:
 
             def score():
-                return ndcg_of_next_items(trainer.averaged_module, *validation)
+                ndcg = ndcg_of_next_items(trainer.averaged_module, *validation)
+                return pooled_mean(group, ndcg, len(validation[0]))
 
         return run_epochs(
             self,
@@ -662,17 +687,20 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self._partial_fit_on_threads(X, weights, threads)
 
     def _partial_fit_on_threads(self, X, weights, threads):
+        group = training_group(self)
         first_pass = not hasattr(self, "module_")
-        codes, starts, row_weights = self._ordered_histories(X, weights, first_pass)
+        codes, starts, row_weights, mine = self._ordered_histories(
+            X, weights, first_pass, group
+        )
         if not first_pass:
-            codes, starts, row_weights, users = self._appended_histories(
+            codes, starts, row_weights, _ = self._appended_histories(
                 codes, starts, row_weights
             )
-        else:
-            users = np.flatnonzero(np.diff(starts) > 0)
+        users = np.flatnonzero(mine)
         self._set_histories(codes, starts, row_weights)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         seed = (seed + (0 if first_pass else self.n_iter_)) % np.iinfo(np.int32).max
+        seed = agreed_seed(group, seed)
         device = resolve_device(self.device)
         windows, window_weights = padded_windows(
             codes, starts[:-1], starts[1:], self.max_len + 1, row_weights
@@ -680,7 +708,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         train = NextItemData(windows[users], window_weights[users], device)
         with seeded(seed, device):
             module = self._initial_module(device, first_pass)
-            trainer = self._trainer(module, train, seed)
+            trainer = self._trainer(module, train, seed, group=group)
             if not first_pass and getattr(self, "_optimizer_state", None):
                 resume_optimizer(
                     trainer.optimizer, copy.deepcopy(self._optimizer_state)
@@ -699,11 +727,35 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         self.loss_curve_ = [*self.loss_curve_, loss]
         self.best_loss_ = min(self.loss_curve_)
 
-    def _ordered_histories(self, X, weights, first_pass):
+    def _ordered_histories(self, X, weights, first_pass, group=None):
         """Validate ``X`` and the weights, update the vocabularies on the first
         pass (extend them otherwise), and return the histories of ``X``: the
         item codes (0-based rows of ``items_``) of each user in time order,
-        where each user's starts (indexed by user code - 1), and the weights."""
+        where each user's starts (indexed by user code - 1), the weights, and
+        which users' histories this process passed (under a ``group``, the
+        histories are those of every process)."""
+        users, items, row_weights = run_on_every_process(
+            group, self._validated_rows, X, weights, first_pass
+        )
+        user_col = column_label(self, "user_col")
+        item_col = column_label(self, "item_col")
+        if first_pass:
+            self.users_ = pooled_vocabulary(group, users, user_col)
+            self.items_ = pooled_vocabulary(group, items, item_col)
+        else:
+            self.users_ = pooled_vocabulary(group, users, user_col, self.users_)
+            self.items_ = pooled_vocabulary(group, items, item_col, self.items_)
+        codes, starts, row_weights = self._grouped_by_user(users, items, row_weights)
+        mine = np.diff(starts) > 0
+        if group is not None:
+            codes, starts, row_weights = pooled_histories(
+                group, codes, starts, row_weights, self.users_, user_col
+            )
+        return codes, starts, row_weights, mine
+
+    def _validated_rows(self, X, weights, first_pass):
+        """The user and item IDs of ``X`` with weight, in time order, and
+        their weights."""
         y, sample_weight = weights
         table = validate_table(self, X, reset=first_pass, ignore_features=True)
         users, items = table.users, table.items
@@ -720,16 +772,10 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
                 "weight; every row of X has weight 0 (y times sample_weight)."
             )
         users, items = users.iloc[kept], items.iloc[kept]
-        row_weights = row_weights[kept].astype(np.float32)
-        if first_pass:
-            self.users_, self.items_ = self._vocabularies(users, items)
-        else:
-            self.users_ = extend_vocabulary(
-                self.users_, users, column_label(self, "user_col")
-            )
-            self.items_ = extend_vocabulary(
-                self.items_, items, column_label(self, "item_col")
-            )
+        return users, items, row_weights[kept].astype(np.float32)
+
+    def _grouped_by_user(self, users, items, row_weights):
+        """Item codes, user starts and weights of time-ordered rows."""
         user_codes = encode_ids(users, self.users_)
         item_codes = encode_ids(items, self.items_) - 1
         # Rows are grouped by user in time order: a stable sort by user keeps
@@ -785,12 +831,14 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             owners + 1, codes + 1, len(self.users_), len(self.items_)
         )
 
-    def _split_latest(self, codes, starts, row_weights, device):
+    def _split_latest(self, codes, starts, row_weights, device, mine, group=None):
         """Training windows and, with early stopping, the validation windows,
-        next items and seen items: each user's latest item held out."""
+        next items and seen items: each user's latest item held out. Only the
+        users of ``mine`` (this process's) are trained and validated on."""
         lengths = np.diff(starts)
         held = lengths >= 2 if self.early_stopping else np.zeros(len(lengths), bool)
-        if self.early_stopping and not held.any():
+        held &= mine
+        if self.early_stopping and not any_process(group, held.any()):
             warnings.warn(
                 "early_stopping=True holds out each user's latest interaction, "
                 "but no user has two; SequentialRecommender trains on every "
@@ -810,8 +858,11 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self.max_len + 1,
             row_weights[keep],
         )
-        train = NextItemData(windows, weights, device)
-        if not held.any():
+        if mine.all():
+            train = NextItemData(windows, weights, device)
+        else:
+            train = NextItemData(windows[mine], weights[mine], device)
+        if not any_process(group, held.any()):
             return train, None
         users = np.flatnonzero(held)
         inputs = torch.as_tensor(windows[users, 1:], device=device)
@@ -828,7 +879,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         )
         return train, validation
 
-    def _trainer(self, module, data, seed, averaging=None):
+    def _trainer(self, module, data, seed, averaging=None, group=None):
         return SequenceTrainer(
             module,
             data,
@@ -840,6 +891,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
                 AUTO_NEGATIVES if self.n_negatives == "auto" else self.n_negatives
             ),
             averaging=averaging,
+            group=group,
         )
 
     def _loss(self):

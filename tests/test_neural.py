@@ -674,9 +674,9 @@ def test_training_and_validation_rows_are_slices_of_one_encoded_copy(
     seen = {}
     run_epochs = NeuralRecommender._run_epochs
 
-    def spy(self, trainer, validation):
+    def spy(self, trainer, validation, *args):
         seen["train"], seen["validation"] = trainer.data, validation
-        return run_epochs(self, trainer, validation)
+        return run_epochs(self, trainer, validation, *args)
 
     monkeypatch.setattr(NeuralRecommender, "_run_epochs", spy)
     with pytest.warns(ConvergenceWarning):

@@ -132,3 +132,14 @@ def test_a_fixed_thread_count_gives_identical_predictions(ratings):
 def test_invalid_n_jobs_is_rejected_by_name(ratings, n_jobs):
     with pytest.raises((ValueError, TypeError), match="n_jobs"):
         NeuralRecommender(n_jobs=n_jobs).fit(*ratings)
+
+
+@MANY_CORES
+def test_processes_of_one_launch_share_the_cores(
+    ratings, threads_in_steps, monkeypatch
+):
+    """Two processes that torchrun started on this machine each take half of
+    its cores, rather than both spinning on all of them."""
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    NeuralRecommender(n_jobs=None, **SMALL).fit(*ratings)
+    assert max(threads_in_steps) <= max(1, joblib.cpu_count() // 2)

@@ -8,6 +8,8 @@ at once. Batches are trimmed to their longest history, and scores are
 computed only at positions that have a next item.
 """
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,7 +18,12 @@ from ._optimizers import make_optimizer
 from ._ranking import users_per_chunk
 from ._sequence_modules import FIRST_ITEM_CODE, PAD_CODE, START_CODE, output_table
 from ._softmax import ItemSampler, full_softmax, sampled_softmax
-from ._training import RELEASE_MEMORY_EVERY, WeightAverage, release_freed_memory
+from ._training import (
+    RELEASE_MEMORY_EVERY,
+    WeightAverage,
+    release_freed_memory,
+    uses_every_parameter,
+)
 
 # Histories encoded per chunk when scoring.
 HISTORIES_PER_CHUNK = 1024
@@ -131,6 +138,11 @@ class SequenceTrainer:
     averaging : float, default=None
         If set, the decay of a moving average of the weights, which
         ``averaged_module`` then is (see ``WeightAverage``).
+    group : ProcessGroup, default=None
+        Train data-parallel over this group of processes, ``data`` holding
+        this process's histories: a step's batch is ``batch_size`` histories
+        over all the processes, and ``DistributedDataParallel`` averages the
+        gradients. The losses returned are those of every process's items.
     """
 
     def __init__(
@@ -144,14 +156,18 @@ class SequenceTrainer:
         loss,
         n_negatives,
         averaging=None,
+        group=None,
     ):
         self.module = module
+        self.group = group
         self.average = None if averaging is None else WeightAverage(module, averaging)
         self.n_steps = 0
         self.data = data
         self.batch_size = batch_size
         self.device = data.windows.device
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        # Each process of a group draws its own batches and samples.
+        rank = 0 if group is None else group.rank
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + rank)
         self.optimizer = make_optimizer(module, learning_rate)
         self.step_optimizer = (
             getattr(self.optimizer, "lean_step", None) or self.optimizer.step
@@ -164,7 +180,15 @@ class SequenceTrainer:
             (data.windows[:, 1:] - FIRST_ITEM_CODE).clamp(min=-1).flatten() + 1,
             minlength=n_outputs + 1,
         )[1:]
+        if group is not None:
+            counts = group.sum_counts(counts)
         self.sampler = ItemSampler(counts, n_negatives, self.generator)
+        self.objective = NextItemObjective(module, self.loss, self.sampler)
+        if group is not None:
+            probe = data.batch(torch.arange(min(len(data), 8), device=self.device))
+            all_used = uses_every_parameter(self.objective, probe, self.generator)
+            self.objective = group.wrap(self.objective, all_used)
+            self.n_histories = sum(group.gather(len(data)))
 
     @property
     def averaged_module(self):
@@ -191,6 +215,11 @@ class SequenceTrainer:
         total_weight = torch.zeros((), dtype=torch.float64, device=device)
         rows_done = 0
         for step, rows in enumerate(self.batches(), start=1):
+            if rows is None:
+                # This process has no histories left for this step of the
+                # group: it takes part in the gradient average with none.
+                self.train_step(*self.data.batch(torch.zeros(1, dtype=torch.long)), 0)
+                continue
             loss, weight = self.train_step(*self.data.batch(rows))
             total += loss * weight
             total_weight += weight
@@ -201,6 +230,8 @@ class SequenceTrainer:
                 hook(rows_done, n_rows)
         if self.average is not None:
             self.average.catch_up(self.module, self.n_steps)
+        if self.group is not None:
+            total, total_weight = self.group.sum([total.item(), total_weight.item()])
         return float(total / total_weight.clamp(min=1e-12))
 
     def batches(self):
@@ -212,22 +243,65 @@ class SequenceTrainer:
         than padding (on MovieLens-100K a random batch of 64 is 60% padding).
         """
         n_rows = len(self.data)
+        batch_size, n_steps = self.batch_size, None
+        if self.group is not None:
+            # Every process takes the same number of steps, each with its
+            # share of the step's histories; None marks a step without any.
+            n_steps = max(1, math.ceil(self.n_histories / self.batch_size))
+            batch_size = max(1, math.ceil(n_rows / n_steps))
         order = torch.randperm(n_rows, generator=self.generator, device=self.device)
-        group = self.batch_size * BUCKET_BATCHES
+        bucket = batch_size * BUCKET_BATCHES
         batches = []
-        for start in range(0, n_rows, group):
-            rows = order[start : start + group]
+        for start in range(0, n_rows, bucket):
+            rows = order[start : start + bucket]
             by_length = torch.argsort(self.data.lengths[rows], stable=True)
-            batches.extend(rows[by_length].split(self.batch_size))
+            batches.extend(rows[by_length].split(batch_size))
+        if n_steps is not None:
+            batches.extend([None] * (n_steps - len(batches)))
         shuffled = torch.randperm(
             len(batches), generator=self.generator, device=self.device
         )
         return [batches[i] for i in shuffled.tolist()]
 
-    def train_step(self, inputs, targets, weights):
-        """One optimizer step; the batch's weighted mean loss and its weight."""
+    def train_step(self, inputs, targets, weights, scale=None):
+        """One optimizer step; the batch's weighted mean loss and its weight.
+
+        Under a group, each process's loss is weighted by its share of the
+        step's next items (``scale`` overrides that share: 0 for a step
+        without histories), so that the average of the processes' gradients
+        is that of the mean over all their items.
+        """
         for param in self.parameters:
             param.grad = None
+        weighted_sum, weight = self.objective(inputs, targets, weights)
+        loss = weighted_sum / weight.clamp(min=1e-12)
+        if self.group is None:
+            loss.backward()
+        else:
+            if scale is None:
+                step_weight = float(self.group.sum([weight.item()])[0])
+                scale = self.group.size / max(step_weight, 1e-12)
+            else:
+                self.group.sum([0.0])  # the others' step weight, with none
+            (weighted_sum * scale).backward()
+        self.step_optimizer()
+        self.n_steps += 1
+        if self.average is not None:
+            self.average.step(self.module, self.n_steps)
+        return loss.detach().double(), weight.detach().double()
+
+
+class NextItemObjective(torch.nn.Module):
+    """The weighted sum of a batch's next-item losses and the sum of the
+    weights, as one module for ``DistributedDataParallel`` to see."""
+
+    def __init__(self, module, loss, sampler):
+        super().__init__()
+        self.module = module
+        self.loss = loss
+        self.sampler = sampler
+
+    def forward(self, inputs, targets, weights):
         # The start code is never a next item.
         has_target = targets >= FIRST_ITEM_CODE
         states = self.module(inputs, inputs == PAD_CODE)[has_target]
@@ -238,14 +312,7 @@ class SequenceTrainer:
             output_table(self.module),
             self.sampler,
         )
-        weight = weights.sum()
-        loss = (losses * weights).sum() / weight.clamp(min=1e-12)
-        loss.backward()
-        self.step_optimizer()
-        self.n_steps += 1
-        if self.average is not None:
-            self.average.step(self.module, self.n_steps)
-        return loss.detach().double(), weight.detach().double()
+        return (losses * weights).sum(), weights.sum()
 
 
 def last_states(module, windows):

@@ -9,12 +9,14 @@ import contextlib
 import copy
 import ctypes
 import ctypes.util
+import math
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ._distributed import even_bounds
 from ._losses import LOSSES, NegativeSampler, PairSet
 from ._modules import embedding_tables
 from ._optimizers import SPARSE_SOLVERS, make_optimizer
@@ -114,6 +116,16 @@ class Trainer:
         so for the tables with over ``SPARSE_ROWS_PER_BATCH_ROW`` rows per
         row of a batch, whose dense updates would cost more than the rest of
         a step.
+    group : ProcessGroup, default=None
+        Train data-parallel over this group of processes, ``data`` being this
+        process's shard: a step's batch is ``batch_size`` rows over all the
+        processes, each taking its share of its own rows, and the gradients
+        are averaged by ``DistributedDataParallel``. The losses returned are
+        those of every process's rows.
+    pairs : tuple of torch.Tensor, default=None
+        The (user, item) codes of every training row, which the row penalties,
+        the negative samplers and the known positives count; by default those
+        of ``data``. Under a ``group``, those of every process's shard.
     """
 
     def __init__(
@@ -132,18 +144,22 @@ class Trainer:
         n_items=None,
         averaging=None,
         sparse=False,
+        group=None,
+        pairs=None,
     ):
         self.module = module
         self.average = None if averaging is None else WeightAverage(module, averaging)
         self.n_steps = 0
         self.data = data
         self.batch_size = batch_size
+        self.group = group
+        users, items = (data.users, data.items) if pairs is None else pairs
         alphas = alpha if isinstance(alpha, dict) else dict.fromkeys(TABLES, alpha)
         tables = embedding_tables(module)
         # Tables penalised whole at each step, 1 / n_rows of alpha each time:
         # alpha times their squared norm per epoch, as for the row penalty.
         self.whole_tables = [
-            (alphas[kind] / len(data), table)
+            (alphas[kind] / len(users), table)
             for kind, table in _penalised_tables(module).items()
             if alphas[kind]
         ]
@@ -164,18 +180,18 @@ class Trainer:
         self.sampler = self.positives = None
         n_items = n_items or tables["item"].num_embeddings
         if loss in SOFTMAX_LOSSES:
-            counts = torch.bincount(data.items, minlength=n_items)[1:]
+            counts = torch.bincount(items, minlength=n_items)[1:]
             self.sampler = ItemSampler(
                 counts,
                 n_negatives,
                 self.generator,
                 by_frequency=negative_sampling == "popularity",
             )
-            self.positives = PairSet(data.users, data.items, n_items)
+            self.positives = PairSet(users, items, n_items)
         elif loss != "mse":
             self.sampler = NegativeSampler(
-                data.users,
-                data.items,
+                users,
+                items,
                 n_items,
                 n_negatives,
                 self.generator,
@@ -188,10 +204,16 @@ class Trainer:
         # does not report, get no row penalty.
         self.tables = tables
         self.row_weights = {}
-        for kind, codes in (("user", data.users), ("item", data.items)):
+        for kind, codes in (("user", users), ("item", items)):
             if alphas[kind] and kind in tables:
                 n_rows = tables[kind].num_embeddings
                 self.row_weights[kind] = alphas[kind] * inverse_frequency(codes, n_rows)
+        self.objective = Objective(module, self.loss, self.sampler, self.whole_tables)
+        if group is not None:
+            probe = (data.rows(slice(0, 64)),)
+            all_used = uses_every_parameter(self.objective, probe, self.generator)
+            self.objective = group.wrap(self.objective, all_used)
+            self.shard_sizes = group.gather(len(data))
 
     @property
     def averaged_module(self):
@@ -210,6 +232,8 @@ class Trainer:
 
     def train_epoch(self):
         """Run one pass over the data in random order; return the mean loss."""
+        if self.group is not None:
+            return self._train_epoch_together()
         self.module.train()
         n_rows = len(self.data)
         device = self.data.users.device
@@ -232,30 +256,65 @@ class Trainer:
         )
         return float(torch.stack(losses).double() @ sizes) / n_rows
 
-    def train_step(self, batch):
-        """One optimizer step on ``batch``; returns the batch's data loss."""
+    def _train_epoch_together(self):
+        """One pass over every process's rows, each in its own random order:
+        the same number of steps on every process, whose batches share
+        ``batch_size`` rows in proportion to the processes' shards."""
+        self.module.train()
+        n_rows = len(self.data)
+        device = self.data.users.device
+        n_steps = max(1, math.ceil(sum(self.shard_sizes) / self.batch_size))
+        bounds = even_bounds(n_rows, n_steps)
+        step_rows = np.sum(
+            [np.diff(even_bounds(size, n_steps)) for size in self.shard_sizes], axis=0
+        )
+        order = torch.randperm(n_rows, generator=self.generator, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for step in range(n_steps):
+            start, stop = bounds[step], bounds[step + 1]
+            # A shard with fewer rows than there are steps still takes part in
+            # each step's gradient average, with a row weighted 0.
+            rows = order[start:stop] if stop > start else order[:1]
+            # Each process's mean loss is weighted by its share of the step's
+            # rows, so that their average is the mean over all of them.
+            weight = self.group.size * (stop - start) / step_rows[step]
+            loss = self.train_step(self.data.rows(rows), weight)
+            total += loss.double() * (stop - start)
+            if (step + 1) % RELEASE_MEMORY_EVERY == 0:
+                release_freed_memory()
+            for hook in self.step_hooks:
+                hook(stop, n_rows)
+        loss_sum, row_count = self.group.sum([total.item(), n_rows]).tolist()
+        return loss_sum / row_count
+
+    def train_step(self, batch, weight=None):
+        """One optimizer step on ``batch``; returns the batch's data loss.
+
+        ``weight`` multiplies the objective's gradient: a process's share of
+        a data-parallel step.
+        """
         # What zero_grad(set_to_none=True) does, without its wrappers' cost.
         for param in self.parameters:
             param.grad = None
-        loss = self.backward(batch)
+        loss = self.backward(batch, weight)
         self.step_optimizer()
         self.n_steps += 1
         if self.average is not None:
             self.average.step(self.module, self.n_steps)
         return loss.detach()
 
-    def backward(self, batch):
-        """Gradients of the batch's loss and penalties; returns the data loss.
+    def backward(self, batch, weight=None):
+        """Gradients of the batch's loss and penalties, times ``weight`` if
+        given; returns the data loss.
 
         The row penalty's gradient is known in closed form, so it enters the
         backward pass as the gradient of the rows rather than as more terms
         of the loss: two operations per table instead of a dozen forward and
         backward.
         """
-        loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
-        objective = loss
-        for weight, table in self.whole_tables:
-            objective = objective + weight * table.square().sum()
+        objective, loss, user_rows, item_rows = self.objective(batch)
+        if weight is not None:
+            objective = objective * weight
         roots, gradients = [objective], [None]
         for kind, rows, codes in (
             ("user", user_rows, batch.users),
@@ -272,6 +331,8 @@ class Trainer:
                 # per table row, costs less.
                 roots.append(table.weight)
                 gradients.append(self.table_penalty_gradient(table, codes, kind))
+        if weight is not None:
+            gradients[1:] = [gradient * weight for gradient in gradients[1:]]
         torch.autograd.backward(roots, gradients)
         return loss
 
@@ -295,6 +356,47 @@ class Trainer:
         counts = torch.bincount(codes, minlength=table.num_embeddings)
         scale = self.row_weights[kind] * counts * (2 / len(codes))
         return table.weight.detach() * scale[:, None]
+
+
+class Objective(torch.nn.Module):
+    """A batch's loss plus the penalties on whole tables, as one module.
+
+    Computing both in one ``forward`` lets ``DistributedDataParallel`` see
+    every parameter a step uses. Returns the objective, the data loss and
+    the user and item rows the batch looked up.
+    """
+
+    def __init__(self, module, loss, sampler, whole_tables):
+        super().__init__()
+        self.module = module
+        self.loss = loss
+        self.sampler = sampler
+        self.whole_tables = whole_tables
+
+    def forward(self, batch):
+        loss, user_rows, item_rows = self.loss(self.module, batch, self.sampler)
+        objective = loss
+        for weight, table in self.whole_tables:
+            objective = objective + weight * table.square().sum()
+        return objective, loss, user_rows, item_rows
+
+
+def uses_every_parameter(objective, inputs, generator):
+    """Whether ``objective(*inputs)`` gives every parameter a gradient (the
+    softmax losses leave a global bias out, for one). The random streams
+    and the gradients are left as they were."""
+    parameters = [p for p in objective.parameters() if p.requires_grad]
+    saved = [p.grad for p in parameters]
+    for param in parameters:
+        param.grad = None
+    generator_state = generator.get_state()
+    with torch.random.fork_rng(devices=[]):
+        objective(*inputs)[0].backward()
+    generator.set_state(generator_state)
+    used = all(param.grad is not None for param in parameters)
+    for param, grad in zip(parameters, saved, strict=True):
+        param.grad = grad
+    return used
 
 
 # Share of the moving average's horizon, 1 / (1 - decay) steps, between two
