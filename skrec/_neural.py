@@ -1066,7 +1066,8 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         # rating scale and any feature units. Implicit weights stay as given.
         if group is not None:
             self._set_pooled_scalers(features, y, group)
-        elif self._implicit():
+            return
+        if self._implicit():
             self._y_mean, self._y_scale = 0.0, 1.0
         else:
             self._y_mean = float(y.mean())

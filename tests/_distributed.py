@@ -180,6 +180,45 @@ def sequences_fit(rank, n_processes):
     }
 
 
+def side_features_fit(rank, n_processes):
+    """An item feature, constant per item, on rows split by user: each
+    process sees some items, both processes many of the same."""
+    X, y = ratings()
+    feature = (X[:, 1] % 7).astype(float)
+    table = np.column_stack([X, feature])
+    mine = shard_by_user(X, rank, n_processes)
+    estimator = NeuralRecommender(
+        embedding_dim=8, hidden_layer_sizes=(8,), max_iter=3, random_state=0
+    )
+    estimator.set_params(item_features=[2])
+    estimator.fit(table[mine], y[mine])
+    result = _fitted(estimator, table[:200])
+    result["item_side"] = estimator.module_.item_side.numpy().copy()
+    return result
+
+
+def sequences_partial_fit(rank, n_processes):
+    frame = make_sequences(n_users=60, n_items=30, random_state=0)
+    users = frame.iloc[:, 0].to_numpy()
+    mine = frame[users % n_processes == rank]
+    estimator = SequentialRecommender(embedding_dim=16, max_len=20, random_state=0)
+    half = len(mine) // 2
+    estimator.partial_fit(mine.iloc[:half])
+    estimator.partial_fit(mine.iloc[half:])
+    return {
+        "weights": _weights(estimator),
+        "pickle": pickle.dumps(estimator),
+        "recommended": estimator.recommend(np.unique(users), n=5),
+        "n_iter": estimator.n_iter_,
+        "n_histories": len(estimator._history_codes),
+    }
+
+
+def user_on_two_processes(rank, n_processes):
+    frame = make_sequences(n_users=20, n_items=30, random_state=0)
+    SequentialRecommender(max_iter=2).fit(frame.iloc[rank::n_processes])
+
+
 def no_rows(rank, n_processes):
     X, y = ratings()
     if rank == 1:
@@ -219,6 +258,9 @@ SCENARIOS = {
         uneven_early_stopping,
         partial_fit_chunks,
         sequences_fit,
+        side_features_fit,
+        sequences_partial_fit,
+        user_on_two_processes,
         no_rows,
         mismatched_parameters,
         bad_input_on_one,

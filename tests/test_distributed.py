@@ -21,8 +21,15 @@ FITS = [
     "uneven_early_stopping",
     "partial_fit_chunks",
     "sequences_fit",
+    "side_features_fit",
+    "sequences_partial_fit",
 ]
-ERRORS = ["no_rows", "mismatched_parameters", "bad_input_on_one"]
+ERRORS = [
+    "no_rows",
+    "mismatched_parameters",
+    "bad_input_on_one",
+    "user_on_two_processes",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +60,11 @@ def test_pickle_of_a_process_predicts_alone(results, scenario):
     predicts what process 1 predicts."""
     estimator = pickle.loads(results[0][scenario]["pickle"])
     other = results[1][scenario]
-    if isinstance(estimator, SequentialRecommender):
+    if "item_side" in other:
+        X, _ = ratings()
+        X = np.column_stack([X, (X[:, 1] % 7).astype(float)])
+        np.testing.assert_array_equal(estimator.predict(X[:200]), other["predictions"])
+    elif isinstance(estimator, SequentialRecommender):
         users = np.unique(estimator.users_)
         np.testing.assert_array_equal(
             estimator.recommend(users, n=5), other["recommended"]
@@ -74,6 +85,51 @@ def test_vocabularies_and_seen_pairs_span_every_process(results, scenario):
         assert result["n_users"] == len(np.unique(X[:, 0]))
         assert result["n_items"] == len(np.unique(X[:, 1]))
         assert result["n_seen"] == len({tuple(row) for row in X.tolist()})
+
+
+def test_side_features_of_every_process_are_kept(results):
+    """Each item's feature value, whichever process saw its rows."""
+    X, _ = ratings()
+    items = results[0]["side_features_fit"]["item_side"][1:, 0]
+    estimator = pickle.loads(results[0]["side_features_fit"]["pickle"])
+    # float32 tables: the values come back to within float32 rounding.
+    np.testing.assert_allclose(
+        items * estimator._feature_scale[0] + estimator._feature_mean[0],
+        (estimator.items_ % 7).astype(float),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("scenario", ["ratings_fit", "side_features_fit"])
+def test_scalers_are_those_of_every_process_rows(results, scenario):
+    """The ratings are standardised by the mean and deviation of all rows,
+    not of each process's."""
+    _, y = ratings()
+    for rank in range(2):
+        estimator = pickle.loads(results[rank][scenario]["pickle"])
+        np.testing.assert_allclose(estimator._y_mean, y.mean(), rtol=1e-12)
+        np.testing.assert_allclose(estimator._y_scale, y.std(), rtol=1e-12)
+
+
+def test_partial_fit_of_sequences_appends_every_process_chunk(results):
+    from skrec.datasets import make_sequences
+
+    frame = make_sequences(n_users=60, n_items=30, random_state=0)
+    for rank in range(2):
+        result = results[rank]["sequences_partial_fit"]
+        # Consecutive repeats are merged, so at most one history row per row.
+        assert 0 < result["n_histories"] <= len(frame)
+    assert (
+        results[0]["sequences_partial_fit"]["n_histories"]
+        == results[1]["sequences_partial_fit"]["n_histories"]
+    )
+
+
+def test_a_user_on_two_processes_is_named(results):
+    for rank in range(2):
+        result = results[rank]["user_on_two_processes"]
+        assert result["error"] == "ValueError"
+        assert "whole history on one process" in result["message"]
 
 
 def test_early_stopping_stops_every_process_at_the_same_epoch(results):
