@@ -961,6 +961,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         else:
             self._check_side_features(n_side_features)
             self._extend_vocabularies(users, items, group)
+            self._widen_rating_range(y, group)
         self._feature_names = table.feature_names
         user_codes = encode_ids(users, self.users_)
         item_codes = encode_ids(items, self.items_)
@@ -1079,6 +1080,16 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self._feature_mean = features.mean(axis=0)
             scale = features.std(axis=0)
             self._feature_scale = np.where(scale > 0, scale, 1.0)
+
+    def _widen_rating_range(self, y, group=None):
+        """Extend ``rating_range_``, which predictions are clipped to, by the
+        ratings of a later ``partial_fit`` or warm-started fit: the scalers
+        stay those of the first fit, as the weights were learned with them."""
+        _, _, _, low, high = pooled_moments(group, y)
+        self.rating_range_ = (
+            min(self.rating_range_[0], float(low)),
+            max(self.rating_range_[1], float(high)),
+        )
 
     def _set_pooled_scalers(self, features, y, group):
         """``_set_scalers`` over every process's rows."""

@@ -799,6 +799,37 @@ def test_partial_fit_continues_a_fit_and_grows_tables(ratings):
     assert not np.isin(recommended, [0, 1]).any()
 
 
+def test_partial_fit_keeps_the_moments_of_old_rows_when_tables_grow(ratings):
+    """New users and items get zero moments; the others keep theirs and the
+    step count goes on, instead of Adam starting afresh for every weight."""
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).partial_fit(X, y)
+    before = copy.deepcopy(est._optimizer_state)
+    new_rows = pd.DataFrame({"user_id": [10**6], "item_id": [10**6]})
+    est.partial_fit(new_rows, [4.0])
+    table = [
+        index
+        for index, state in before["state"].items()
+        if state["exp_avg"].shape[:1] == (len(est.users_),)
+    ][0]
+    after = est._optimizer_state["state"][table]
+    assert int(after["step"]) == int(before["state"][table]["step"]) + 1
+    assert after["exp_avg"].shape[0] == len(est.users_) + 1
+    # One step of decay on the old rows: they were carried over, not reset.
+    old = before["state"][table]["exp_avg"]
+    assert torch.count_nonzero(after["exp_avg"][: len(old)]) > 0.5 * old.numel()
+
+
+def test_partial_fit_widens_the_rating_range(ratings):
+    """Predictions are clipped to the ratings of every call, not the first."""
+    X, y = ratings
+    low = (y >= 2) & (y <= 4)
+    est = NeuralRecommender(**SMALL).partial_fit(X[low], y[low])
+    assert est.rating_range_ == (2.0, 4.0)
+    est.partial_fit(X, y)
+    assert est.rating_range_ == (float(y.min()), float(y.max()))
+
+
 def test_failed_partial_fit_keeps_the_model(ratings, monkeypatch):
     X, y = ratings
     est = NeuralRecommender(**SMALL).partial_fit(X, y)

@@ -231,9 +231,10 @@ def _dense_optimizer(module, params, learning_rate, solver):
 def resume_optimizer(optimizer, state):
     """Load a previous optimizer ``state`` if it fits the current parameters.
 
-    Tables that grew for new IDs no longer match the saved moments, and a
-    table may have switched between dense and sparse updates; the optimizer
-    then starts afresh.
+    Tables that grew for new IDs get zero moments for their new rows, as a
+    fresh optimizer would give every row, and keep those of their old rows.
+    A table that switched between dense and sparse updates, or a different
+    set of parameters, makes the optimizer start afresh.
     """
     optimizers = getattr(optimizer, "optimizers", [optimizer])
     saved_states = state.get("optimizers", [state])
@@ -244,11 +245,39 @@ def resume_optimizer(optimizer, state):
         if len(params) != sum(len(g["params"]) for g in saved["param_groups"]):
             return False
         for index, param in enumerate(params):
-            for moments in ("exp_avg", "moments"):
-                saved_moments = saved["state"].get(index, {}).get(moments)
-                if saved_moments is not None and (
-                    saved_moments.shape[:1] != param.shape[:1]
-                ):
+            param_state = saved["state"].get(index, {})
+            for name, moments in list(param_state.items()):
+                if not _is_per_row(name, moments, param):
+                    continue
+                if moments.shape[1:] != _moment_shape(name, param)[1:]:
                     return False
+                if len(moments) > len(param):
+                    return False
+                if len(moments) < len(param):
+                    param_state[name] = _grown(moments, len(param))
     optimizer.load_state_dict(state)
     return True
+
+
+def _is_per_row(name, value, param):
+    """Whether an optimizer state entry has a row per row of ``param``:
+    Adam's moments, LazyAdam's pair of them, Adagrad's sums, SGD's momentum
+    (not the step counts)."""
+    return (
+        name != "step"
+        and isinstance(value, torch.Tensor)
+        and value.dim() > 0
+        and param.dim() > 0
+    )
+
+
+def _moment_shape(name, param):
+    if name == "moments":
+        return (len(param), 2, *param.shape[1:])
+    return tuple(param.shape)
+
+
+def _grown(moments, n_rows):
+    """``moments`` with zero rows appended up to ``n_rows``."""
+    extra = moments.new_zeros((n_rows - len(moments), *moments.shape[1:]))
+    return torch.cat([moments, extra])
