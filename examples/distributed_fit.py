@@ -42,7 +42,9 @@ def load_ratings():
         columns = ["user_id", "item_id"]
         return X_train[columns], X_test[columns], np.asarray(y_train), y_test
     except OSError:
-        X, y = make_ratings(n_users=943, n_items=1682, n_ratings=100_000, random_state=0)
+        X, y = make_ratings(
+            n_users=943, n_items=1682, n_ratings=100_000, random_state=0
+        )
         return X[:80_000], X[80_000:], y[:80_000], y[80_000:]
 
 

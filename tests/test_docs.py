@@ -11,6 +11,7 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 MODULES = [
     "skrec",
+    "skrec.dask",
     "skrec.datasets",
     "skrec.exceptions",
     "skrec.metrics",

@@ -49,6 +49,7 @@ numpydoc_validation = pytest.importorskip("numpydoc.validate")
 
 PUBLIC_MODULES = [
     "skrec",
+    "skrec.dask",
     "skrec.datasets",
     "skrec.exceptions",
     "skrec.metrics",

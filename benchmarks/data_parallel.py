@@ -14,9 +14,9 @@ It checks that the processes end with bitwise-identical weights and that the
 pickle of process 0 predicts the same in this (plain, single) process, and
 reports samples/s per epoch, the bytes all-reduced per step, the measured
 time of one such all-reduce, and a model of the step time at N processes.
-Writes benchmarks/results/distributed.md and distributed.png.
+Writes benchmarks/results/data_parallel.md and data_parallel.png.
 
-    python benchmarks/distributed.py [--data-home DIR] [--tasks ratings sequential]
+    python benchmarks/data_parallel.py [--data-home DIR] [--tasks ratings sequential]
         [--seeds 0 1 2] [--processes 1 2]
 """
 
@@ -74,7 +74,7 @@ def parse_args():
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--processes", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--output", default=str(RESULTS_DIR / "distributed.md"))
+    parser.add_argument("--output", default=str(RESULTS_DIR / "data_parallel.md"))
     parser.add_argument("--worker", choices=TASKS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -403,7 +403,7 @@ def main():
     output = Path(args.output)
     png = output.with_suffix(".png")
     plot(runs, curves, args, png)
-    command = "python benchmarks/distributed.py " + " ".join(
+    command = "python benchmarks/data_parallel.py " + " ".join(
         shlex.quote(a) for a in sys.argv[1:]
     )
     report = f"""# Data-parallel training on torch.distributed
