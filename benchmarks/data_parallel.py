@@ -438,9 +438,7 @@ This machine has 2 cores: two processes share them, so the measured \
 throughput of 2 processes shows the cost of the all-reduce, not a speed-up. \
 The step of these models on MovieLens-100K is short (milliseconds), so the \
 model says a speed-up needs links fast enough that the all-reduce of a step's \
-gradients costs less than the compute it saves.
-
-![throughput and cost model]({png.name})
+gradients costs less than the compute it saves. Plots: {png.name}.
 """
     output.write_text(report)
     print(report)
