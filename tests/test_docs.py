@@ -14,6 +14,7 @@ MODULES = [
     "skrec.dask",
     "skrec.datasets",
     "skrec.exceptions",
+    "skrec.export",
     "skrec.metrics",
     "skrec.model_selection",
     "skrec.preprocessing",

@@ -1,11 +1,11 @@
 """Check the docstrings of skrec's public API with numpydoc's validator.
 
 Every public class and function of ``skrec``, ``skrec.datasets``,
-``skrec.metrics``, ``skrec.model_selection`` and ``skrec.preprocessing`` (the
-names in their ``__all__``) is checked, and so is every public method or
-property of those classes that skrec defines or overrides (``fit``,
-``predict``, ``score``, ``partial_fit``, ``recommend``, ``split``,
-``get_n_splits``...). Methods inherited unchanged from scikit-learn or
+``skrec.export``, ``skrec.metrics``, ``skrec.model_selection`` and
+``skrec.preprocessing`` (the names in their ``__all__``) is checked, and so is
+every public method or property of those classes that skrec defines or
+overrides (``fit``, ``predict``, ``score``, ``partial_fit``, ``recommend``,
+``split``, ``get_n_splits``...). Methods inherited unchanged from scikit-learn or
 ``object`` (``get_params``, ``set_params``, ``get_metadata_routing``, the
 ``set_*_request`` methods made by metadata routing) are scikit-learn's
 docstrings, not skrec's, and are skipped, as are public names that are neither
@@ -52,6 +52,7 @@ PUBLIC_MODULES = [
     "skrec.dask",
     "skrec.datasets",
     "skrec.exceptions",
+    "skrec.export",
     "skrec.metrics",
     "skrec.model_selection",
     "skrec.preprocessing",
