@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_samples,
+    check_is_fitted,
+)
 
 from ._base import BaseRecommender, TorchStateMixin
 from ._distributed import (
@@ -64,6 +68,11 @@ AUTO_SOFTMAX_MAX_ITEMS = 20_000
 AUTO_NEGATIVES = 256
 # recommend_next for at most this many sessions runs on one thread.
 FEW_SESSIONS = 16
+# A fit on at most this many interactions runs on one thread with
+# n_jobs=None: its steps are too small to share, and threads that spin while
+# they wait for each other cost more than they save (and, following the load,
+# would round differently from one fit to the next).
+FEW_INTERACTIONS = 2_000
 
 
 class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
@@ -641,7 +650,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     # -- fitting ------------------------------------------------------------------
 
     def _fit(self, X, weights):
-        with cpu_threads(self.n_jobs, follow_load=True) as threads:
+        with cpu_threads(self.n_jobs, True, _is_little(X)) as threads:
             self._fit_on_threads(X, weights, threads)
 
     def _fit_on_threads(self, X, weights, threads):
@@ -683,7 +692,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         )
 
     def _partial_fit(self, X, weights):
-        with cpu_threads(self.n_jobs, follow_load=True) as threads:
+        with cpu_threads(self.n_jobs, True, _is_little(X)) as threads:
             self._partial_fit_on_threads(X, weights, threads)
 
     def _partial_fit_on_threads(self, X, weights, threads):
@@ -981,6 +990,15 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             self._states_by_code = torch.as_tensor(self._states_by_code).to(
                 self.device_
             )
+
+
+def _is_little(X):
+    """Whether ``X`` has at most ``FEW_INTERACTIONS`` rows; input that is not
+    a table is left for validation to reject."""
+    try:
+        return _num_samples(X) <= FEW_INTERACTIONS
+    except TypeError:
+        return False
 
 
 def _merge_repeats(user_codes, item_codes, weights):

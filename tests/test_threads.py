@@ -143,3 +143,24 @@ def test_processes_of_one_launch_share_the_cores(
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     NeuralRecommender(n_jobs=None, **SMALL).fit(*ratings)
     assert max(threads_in_steps) <= max(1, joblib.cpu_count() // 2)
+
+
+def test_a_small_sequential_fit_runs_on_one_thread(monkeypatch):
+    """A few hundred interactions: threads would only spin on each other, and
+    a fit that follows the load would round differently from the next."""
+    from skrec import SequentialRecommender
+    from skrec._engine._sequence_training import SequenceTrainer
+    from skrec.datasets import make_sequences
+
+    seen = []
+    train_step = SequenceTrainer.train_step
+
+    def recording_step(self, *args):
+        seen.append(torch.get_num_threads())
+        return train_step(self, *args)
+
+    monkeypatch.setattr(SequenceTrainer, "train_step", recording_step)
+    frame = make_sequences(n_users=20, n_items=30, random_state=0)
+    assert len(frame) <= 2_000
+    SequentialRecommender(max_iter=2, random_state=0).fit(frame)
+    assert set(seen) == {1}
