@@ -29,6 +29,7 @@ from ._engine._fold_in import is_small, session_scores
 from ._engine._modules import ACTIVATIONS, ARCHITECTURES, EmbeddingMLP, factorizes
 from ._engine._optimizers import SOLVERS, resume_optimizer
 from ._engine._ranking import ndcg_of_held_out, score_matrix
+from ._engine._retrieval import expanded_queries, expanded_vectors, pair_scores
 from ._engine._training import (
     SOFTMAX_LOSSES,
     Interactions,
@@ -805,6 +806,27 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             return score_matrix(
                 self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
             )
+
+    def _retrieval_unsupported(self):
+        """Why ``recommend`` cannot rank through an item index, or None."""
+        self._check_scores_every_pair("recommend")
+        if not isinstance(self.module_, EmbeddingMLP):
+            return (
+                f"module={self.module!r} is a custom network, whose scores have "
+                "no item vectors to index."
+            )
+        return None
+
+    def _item_vectors(self):
+        return expanded_vectors(self.module_)
+
+    def _query_vectors(self, user_codes, expansion):
+        return expanded_queries(self.module_, user_codes.to(self.device_), expansion)
+
+    def _pair_scores(self, user_codes, item_codes):
+        return pair_scores(
+            self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
+        )
 
     def _check_scores_every_pair(self, method):
         """Raise unless every (user, item) pair has a score without per-row

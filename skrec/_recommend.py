@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import UNKNOWN_CODE, encode_ids
 from ._engine._ranking import mask_seen, top_k, users_per_chunk
+from ._retrieval import Rows, approximate_top, resolve_method
 from ._validation import check_hashable
 
 
@@ -61,7 +62,14 @@ class RecommendMixin:
     """
 
     def recommend(
-        self, users, n=10, *, exclude_seen=True, items=None, return_scores=False
+        self,
+        users,
+        n=10,
+        *,
+        exclude_seen=True,
+        items=None,
+        return_scores=False,
+        method="auto",
     ):
         """Recommend the ``n`` best items for each user, best first.
 
@@ -86,13 +94,26 @@ class RecommendMixin:
         return_scores : bool, default=False
             Also return the score of each recommended item.
 
+        method : {"auto", "exact", "approximate"}, default="auto"
+            How to find the best items. ``"exact"`` scores every candidate
+            for every user. ``"approximate"`` searches an index of the item
+            vectors (faiss, ``pip install "skrec[ann]"``), built on first use
+            and kept until the model changes, and re-scores what it finds
+            with the model: its recall@10 against ``"exact"`` is tuned to
+            0.95 or more, at a fraction of the time on large catalogs.
+            ``"auto"`` is ``"approximate"`` from 30,000 candidate items on
+            when faiss is installed, ``"exact"`` otherwise. Models that score
+            every user's items alike (popularity) need no index and always
+            rank exactly. See :ref:`retrieval`.
+
         Returns
         -------
         item_ids : ndarray of shape (n_users, n)
             Recommended item IDs, best first.
 
         scores : ndarray of shape (n_users, n)
-            Their scores; only when ``return_scores`` is True.
+            Their scores; only when ``return_scores`` is True. With
+            ``method="approximate"`` too, these are the model's own scores.
 
         Examples
         --------
@@ -114,6 +135,21 @@ class RecommendMixin:
         check_n(n)
         user_codes = encode_ids(_as_ids(users, "users"), self.users_)
         candidates = self._candidate_codes(items)
+        if resolve_method(self, method, len(candidates)) == "approximate":
+            columns, values = approximate_top(
+                self,
+                self._user_rows(user_codes, candidates, n, exclude_seen),
+                candidates,
+                n,
+                exclude_seen,
+            )
+        else:
+            columns, values = self._exact_top(user_codes, candidates, n, exclude_seen)
+        return self._ranked_items(candidates, columns, values, return_scores)
+
+    def _exact_top(self, user_codes, candidates, n, exclude_seen):
+        """The ``n`` best candidate columns of each user by scoring every
+        candidate, and their scores."""
         item_columns = self._item_columns(candidates)
         seen = self.user_items_
         indptr = torch.from_numpy(seen.indptr.astype(np.int64))
@@ -140,9 +176,28 @@ class RecommendMixin:
             # No users: no rows, but as many columns as for any user.
             top_columns = [torch.empty((0, min(n, len(candidates))), dtype=torch.long)]
             top_scores = [torch.empty(top_columns[0].shape)]
-        return self._ranked_items(
-            candidates, torch.cat(top_columns), torch.cat(top_scores), return_scores
+        return torch.cat(top_columns), torch.cat(top_scores)
+
+    def _user_rows(self, user_codes, candidates, n, exclude_seen):
+        """The users of ``recommend`` as ``approximate_top`` reads them."""
+        known = user_codes != UNKNOWN_CODE
+        codes = torch.from_numpy(user_codes[known])
+        return Rows(
+            known,
+            lambda positions, expansion: self._query_vectors(
+                codes[positions], expansion
+            ),
+            lambda positions, items: self._pair_scores(codes[positions], items),
+            self.user_items_[user_codes[known] - 1],
+            lambda rows: self._exact_top(user_codes[rows], candidates, n, exclude_seen),
         )
+
+    def __getstate__(self):
+        # The item index is rebuilt on first use after loading: faiss indexes
+        # do not pickle, and it is quicker to build than to store.
+        state = super().__getstate__()
+        state.pop("_item_index", None)
+        return state
 
     def _top_columns(
         self,

@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
@@ -51,6 +52,7 @@ from ._recommend import (
     encode_histories,
     user_item_matrix,
 )
+from ._retrieval import Rows, approximate_top, resolve_method
 from ._sklearn_compat import Interval, StrOptions, _fit_context
 from ._validation import (
     column_label,
@@ -554,7 +556,14 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         return make_ranking_scorer("ndcg", k=10)(self, X)
 
     def recommend_next(
-        self, histories, n=10, *, exclude_seen=True, items=None, return_scores=False
+        self,
+        histories,
+        n=10,
+        *,
+        exclude_seen=True,
+        items=None,
+        return_scores=False,
+        method="auto",
     ):
         """Recommend the next items of new sessions, from the items they hold.
 
@@ -579,6 +588,10 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
 
         return_scores : bool, default=False
             Also return the score of each recommended item.
+
+        method : {"auto", "exact", "approximate"}, default="auto"
+            Score every candidate, or search the item index, as in
+            ``recommend``.
 
         Returns
         -------
@@ -607,12 +620,60 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
                 padded_windows(codes, starts[:-1], starts[1:], self.max_len)
             ).to(self.device_)
             states = last_states(self.module_, windows)
-            rows = (candidates - 1).to(self.device_)
-            scores = (states @ output_table(self.module_)[rows].T).float()
-            columns, values = self._top_of_sessions(
-                scores, codes, starts, candidates, n, exclude_seen
+        if resolve_method(self, method, len(candidates)) == "approximate":
+            rows = self._session_rows(
+                states, codes, starts, candidates, n, exclude_seen
+            )
+            columns, values = approximate_top(self, rows, candidates, n, exclude_seen)
+        else:
+            columns, values = self._exact_next(
+                states, codes, starts, candidates, n, exclude_seen, little_work
             )
         return self._ranked_items(candidates, columns, values, return_scores)
+
+    def _exact_next(
+        self, states, codes, starts, candidates, n, exclude_seen, little_work=False
+    ):
+        """``recommend_next`` of the sessions of ``states``, whose items
+        ``codes`` start at ``starts``, by scoring every candidate."""
+        with cpu_threads(self.n_jobs, little_work=little_work), torch.inference_mode():
+            rows = (candidates - 1).to(self.device_)
+            scores = (states @ output_table(self.module_)[rows].T).float()
+            return self._top_of_sessions(
+                scores, codes, starts, candidates, n, exclude_seen
+            )
+
+    def _session_rows(self, states, codes, starts, candidates, n, exclude_seen):
+        """The sessions of ``recommend_next`` as ``approximate_top`` reads
+        them: an empty session has no query."""
+        lengths = np.diff(starts)
+        known = np.flatnonzero(lengths > 0)
+        seen = sp.csr_matrix(
+            (np.ones(len(codes), dtype=np.float32), codes, starts),
+            shape=(len(lengths), len(self.items_)),
+        )
+
+        def exact_top(sessions):
+            kept = [codes[starts[i] : starts[i + 1]] for i in sessions]
+            kept_starts = np.concatenate([[0], np.cumsum(lengths[sessions])])
+            return self._exact_next(
+                states[torch.from_numpy(sessions).to(self.device_)],
+                np.concatenate(kept).astype(np.int64),
+                kept_starts.astype(np.int64),
+                candidates,
+                n,
+                exclude_seen,
+            )
+
+        return Rows(
+            lengths > 0,
+            lambda positions, expansion: states[known[positions]],
+            lambda positions, items: self._state_scores(
+                states[known[positions]], items
+            ),
+            seen[known],
+            exact_top,
+        )
 
     # -- scoring ------------------------------------------------------------------
 
@@ -622,6 +683,27 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             with torch.inference_mode():
                 table = output_table(self.module_)
                 return states @ table[(item_codes - 1).to(self.device_)].T
+
+    def _retrieval_unsupported(self):
+        """Why ``recommend`` cannot rank through an item index: never, the
+        scores being inner products of states and item rows."""
+        return None
+
+    def _item_vectors(self):
+        return output_table(self.module_).detach(), None
+
+    def _query_vectors(self, user_codes, expansion):
+        return self._user_states(user_codes.numpy())
+
+    def _pair_scores(self, user_codes, item_codes):
+        return self._state_scores(self._user_states(user_codes.numpy()), item_codes)
+
+    def _state_scores(self, states, item_codes):
+        """The score of each state with each item code of its row of
+        ``item_codes``."""
+        with torch.inference_mode():
+            rows = output_table(self.module_)[(item_codes - 1).to(self.device_)]
+            return torch.einsum("ud,ukd->uk", states, rows)
 
     def _user_states(self, user_codes):
         """The encoder's state after each user's latest item; users of code 0

@@ -196,3 +196,29 @@ def test_grid_search_with_leave_last_out_and_ndcg_scorer():
     assert search.best_score_ == ndcg_scorer(k=10)(best, X.iloc[test])
     assert 0 < search.best_score_ <= 1
     assert search.cv_results_["mean_test_score"].shape == (2,)
+
+
+def test_full_ranking_scores_rank_exactly(monkeypatch):
+    """A score must not depend on an approximate index: the scorer asks for
+    the exact ranking from estimators that offer a choice, and leaves the
+    call alone for those that do not."""
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [1, 2, 1, 3, 2]})
+    model = PopularityRecommender().fit(X)
+    methods = []
+    recommend = PopularityRecommender.recommend
+
+    def spy(self, users, n=10, **kwargs):
+        methods.append(kwargs.get("method"))
+        return recommend(self, users, n, **kwargs)
+
+    monkeypatch.setattr(PopularityRecommender, "recommend", spy)
+    make_ranking_scorer("hit_rate", k=2)(model, X)
+    assert methods == [None]  # spy's signature has no `method`: left alone
+
+    def spy_with_method(self, users, n=10, *, method="auto", **kwargs):
+        methods.append(method)
+        return recommend(self, users, n, method=method, **kwargs)
+
+    monkeypatch.setattr(PopularityRecommender, "recommend", spy_with_method)
+    make_ranking_scorer("hit_rate", k=2)(model, X)
+    assert methods[-1] == "exact"

@@ -1,5 +1,6 @@
 """Ranking scorers for GridSearchCV and cross_val_score."""
 
+import inspect
 from numbers import Integral
 
 import numpy as np
@@ -119,7 +120,10 @@ class RankingScorer:
         relevant = pd.Series(items.to_numpy()).groupby(users.to_numpy(), sort=False)
         held_out = relevant.unique()
         recommended = estimator.recommend(
-            held_out.index.to_numpy(), n=self.k, exclude_seen=self.exclude_seen
+            held_out.index.to_numpy(),
+            n=self.k,
+            exclude_seen=self.exclude_seen,
+            **_exact_ranking(estimator),
         )
         return RANKING_METRICS[self.metric](
             list(held_out.to_numpy()), recommended, k=self.k
@@ -354,3 +358,10 @@ def ndcg_scorer(*, k=10, n_sampled=None, random_state=None):
     ... )
     """
     return RankingScorer("ndcg", k, True, n_sampled, random_state)
+
+
+def _exact_ranking(estimator):
+    """``method="exact"`` for a ``recommend`` that takes a ranking method:
+    a score must not depend on an approximate index."""
+    parameters = inspect.signature(estimator.recommend).parameters
+    return {"method": "exact"} if "method" in parameters else {}
