@@ -47,7 +47,7 @@ from ._fit_loop import (
     run_epochs,
     set_fit_history,
 )
-from ._parallel import cpu_threads
+from ._parallel import FEW_ROWS, FEW_USERS, cpu_threads
 from ._recommend import (
     RecommendMixin,
     check_n,
@@ -655,7 +655,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         data = Interactions.from_arrays(
             user_codes, item_codes, self._scale_features(features), device=self.device_
         )
-        with cpu_threads(self.n_jobs):
+        with cpu_threads(self.n_jobs, little_work=len(data) <= FEW_ROWS):
             scores = predict_scores(self.module_, data)
         if self._implicit():
             return scores
@@ -802,7 +802,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
 
     def _score_matrix(self, user_codes, item_codes):
         self._check_scores_every_pair("recommend")
-        with cpu_threads(self.n_jobs):
+        with cpu_threads(self.n_jobs, little_work=len(user_codes) <= FEW_USERS):
             return score_matrix(
                 self.module_, user_codes.to(self.device_), item_codes.to(self.device_)
             )

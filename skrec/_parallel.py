@@ -7,6 +7,11 @@ import torch
 
 from ._engine._threads import CpuThreads
 
+# Calls this small run on one thread with n_jobs=None (see ``cpu_threads``):
+# users or sessions to recommend for, and rows to predict.
+FEW_USERS = 16
+FEW_ROWS = 256
+
 
 def cpu_threads(n_jobs, follow_load=False, little_work=False):
     """The ``CpuThreads`` context of an estimator call with ``n_jobs``.

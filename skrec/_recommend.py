@@ -197,6 +197,7 @@ class RecommendMixin:
         # do not pickle, and it is quicker to build than to store.
         state = super().__getstate__()
         state.pop("_item_index", None)
+        state.pop("_item_counts", None)
         return state
 
     def _top_columns(
@@ -265,8 +266,18 @@ class RecommendMixin:
 
     def _popularity(self, candidates):
         """Interactions per candidate item in fit: the unknown users' scores."""
-        counts = np.asarray(self.user_items_.sum(axis=0)).ravel()
-        return torch.from_numpy(counts[candidates.numpy() - 1]).float()
+        return torch.from_numpy(self._interaction_counts()[candidates.numpy() - 1])
+
+    def _interaction_counts(self):
+        """Interactions per item in fit, as float32, computed once per fit:
+        summing the seen pairs at every call would cost a single-user
+        ``recommend`` more than its scoring."""
+        seen = self.user_items_
+        cached = getattr(self, "_item_counts", None)
+        if cached is None or cached[0] is not seen:
+            counts = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
+            self._item_counts = cached = (seen, counts)
+        return cached[1]
 
 
 def encode_histories(histories, items_):

@@ -45,7 +45,7 @@ from ._engine._sequence_training import (
 )
 from ._engine._training import seeded
 from ._fit_loop import attach_progress, raise_if_diverged, run_epochs, set_fit_history
-from ._parallel import cpu_threads
+from ._parallel import FEW_ROWS, FEW_USERS, cpu_threads
 from ._recommend import (
     RecommendMixin,
     check_n,
@@ -69,7 +69,6 @@ AUTO_SOFTMAX_MAX_ITEMS = 20_000
 # "sampled_softmax".
 AUTO_NEGATIVES = 256
 # recommend_next for at most this many sessions runs on one thread.
-FEW_SESSIONS = 16
 # A fit on at most this many interactions runs on one thread with
 # n_jobs=None: its steps are too small to share, and threads that spin while
 # they wait for each other cost more than they save (and, following the load,
@@ -505,7 +504,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         users, row_user = np.unique(user_codes, return_inverse=True)
         scores = np.empty(len(user_codes))
         known_item = item_codes != UNKNOWN_CODE
-        with cpu_threads(self.n_jobs):
+        with cpu_threads(self.n_jobs, little_work=len(user_codes) <= FEW_ROWS):
             states = self._user_states(users)
             table = output_table(self.module_)
             with torch.inference_mode():
@@ -614,7 +613,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         check_n(n)
         codes, starts = self._encode_histories(histories)
         candidates = self._candidate_codes(items)
-        little_work = len(starts) - 1 <= FEW_SESSIONS
+        little_work = len(starts) - 1 <= FEW_USERS
         with cpu_threads(self.n_jobs, little_work=little_work), torch.inference_mode():
             windows = torch.from_numpy(
                 padded_windows(codes, starts[:-1], starts[1:], self.max_len)
@@ -678,7 +677,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     # -- scoring ------------------------------------------------------------------
 
     def _score_matrix(self, user_codes, item_codes):
-        with cpu_threads(self.n_jobs):
+        with cpu_threads(self.n_jobs, little_work=len(user_codes) <= FEW_USERS):
             states = self._user_states(user_codes.numpy())
             with torch.inference_mode():
                 table = output_table(self.module_)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from skrec import NeuralRecommender
+from skrec import MatrixFactorization, NeuralRecommender
 from skrec._engine._losses import (
     HARD_NEGATIVE_POOL,
     NegativeSampler,
@@ -256,3 +256,15 @@ def test_recommend_rejects_users_that_are_not_a_list_of_ids(
 ):
     with pytest.raises(error, match=message):
         ranker.recommend(users)
+
+
+def test_popularity_of_unknown_users_follows_a_refit():
+    """The interaction counts behind the popularity ranking are computed
+    once per fit, and again after the next one."""
+    X = pd.DataFrame({"user_id": [1, 2, 3, 3], "item_id": ["a", "a", "b", "c"]})
+    model = MatrixFactorization(loss="bce", embedding_dim=2, max_iter=2)
+    model.fit(X)
+    assert model.recommend(["new"], n=1)[0, 0] == "a"
+    more = pd.DataFrame({"user_id": [4, 5, 6], "item_id": ["c", "c", "c"]})
+    model.fit(pd.concat([X, more]))
+    assert model.recommend(["new"], n=1)[0, 0] == "c"

@@ -164,3 +164,33 @@ def test_a_small_sequential_fit_runs_on_one_thread(monkeypatch):
     assert len(frame) <= 2_000
     SequentialRecommender(max_iter=2, random_state=0).fit(frame)
     assert set(seen) == {1}
+
+
+@MANY_CORES
+def test_single_requests_run_on_one_thread(ratings, monkeypatch):
+    """One row to predict, one user to recommend for: threads that spin
+    while they wait for each other would cost more than the request (on a
+    busy machine, a hundred times more)."""
+    import skrec._neural as neural
+    from skrec._engine import _training
+
+    seen = []
+    score_matrix, predict_scores = neural.score_matrix, _training.predict_scores
+
+    def recording(function):
+        def wrapper(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(neural, "score_matrix", recording(score_matrix))
+    monkeypatch.setattr(neural, "predict_scores", recording(predict_scores))
+    X, y = ratings
+    est = NeuralRecommender(**SMALL).fit(X, y)
+    seen.clear()
+    est.predict(X[:1])
+    est.recommend(X[:1, 0], n=5)
+    assert seen == [1, 1]
+    est.predict(X)  # 2,000 rows: the usual threads
+    assert seen[-1] == min(torch.get_num_threads(), joblib.cpu_count())
