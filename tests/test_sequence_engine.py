@@ -232,3 +232,39 @@ def test_an_epoch_shorter_than_the_averaging_stride_still_moves_the_average():
         )
     ]
     assert any(moved)
+
+
+def test_every_next_item_weighs_the_same_whatever_its_batch():
+    """Batches of similar lengths hold very different numbers of next items:
+    each step's weighted sum is divided by the mean weight of a step, not by
+    its own, so an epoch's objective is the mean over every item."""
+    from skrec._engine._sequence_modules import SelfAttentionEncoder
+    from skrec._engine._sequence_training import NextItemData, SequenceTrainer
+
+    module = SelfAttentionEncoder(
+        12, dim=4, max_len=8, n_layers=1, n_heads=1, dropout=0
+    )
+    short = [0] * 7 + [1, 2]  # one next item
+    long = [1, 3, 4, 5, 6, 7, 8, 9, 10]  # eight next items
+    windows = np.array([short, short, long, long])
+    weights = (windows >= 2).astype(np.float32)
+    data = NextItemData(windows, weights, "cpu")
+    trainer = SequenceTrainer(
+        module,
+        data,
+        batch_size=2,
+        learning_rate=0.0,
+        seed=0,
+        loss="softmax",
+        n_negatives=2,
+    )
+    assert trainer.mean_step_weight == pytest.approx((2 * 1 + 2 * 8) / 2)
+    with torch.no_grad():
+        parts = [trainer.objective(*data.batch(rows)) for rows in trainer.batches()]
+    total = sum(float(weighted_sum) for weighted_sum, _ in parts)
+    items = sum(float(weight) for _, weight in parts)
+    epoch_objective = sum(
+        float(weighted_sum) / trainer.mean_step_weight for weighted_sum, _ in parts
+    )
+    # The steps' objectives add up to the item mean once per step.
+    assert epoch_objective == pytest.approx(len(parts) * total / items)

@@ -99,6 +99,19 @@ class NextItemData:
         return windows[:, :-1], windows[:, 1:], self.weights[rows, -width + 1 :]
 
 
+def bucketed_batch_sizes(n_rows, batch_size):
+    """The sizes of the batches ``SequenceTrainer.batches`` cuts ``n_rows``
+    histories into (length buckets of ``BUCKET_BATCHES`` batches)."""
+    bucket = batch_size * BUCKET_BATCHES
+    sizes = []
+    for start in range(0, n_rows, bucket):
+        rows = min(bucket, n_rows - start)
+        sizes += [batch_size] * (rows // batch_size) + (
+            [rows % batch_size] if rows % batch_size else []
+        )
+    return sizes
+
+
 def binary_cross_entropy(states, targets, table, sampler):
     """The next item labelled 1 and one uniform item labelled 0, per position,
     as in SASRec."""
@@ -189,6 +202,7 @@ class SequenceTrainer:
             all_used = uses_every_parameter(self.objective, probe, self.generator)
             self.objective = group.wrap(self.objective, all_used)
             self.n_histories = sum(group.gather(len(data)))
+        self.mean_step_weight = self._mean_step_weight()
 
     @property
     def averaged_module(self):
@@ -234,6 +248,22 @@ class SequenceTrainer:
             total, total_weight = self.group.sum([total.item(), total_weight.item()])
         return float(total / total_weight.clamp(min=1e-12))
 
+    def _mean_step_weight(self):
+        """The weight of the next items of every history (every process's),
+        over the steps of an epoch: what a step's weighted sum of losses is
+        divided by, so that every next item weighs the same whichever batch
+        it falls in. Batches of similar lengths hold very different numbers
+        of items, and a mean per batch would give the items of short
+        histories more weight than those of long ones."""
+        targets = self.data.windows[:, 1:]
+        weight = float((self.data.weights[:, 1:] * (targets >= FIRST_ITEM_CODE)).sum())
+        if self.group is not None:
+            weight = float(self.group.sum([weight])[0])
+            n_steps = max(1, math.ceil(self.n_histories / self.batch_size))
+        else:
+            n_steps = len(bucketed_batch_sizes(len(self.data), self.batch_size))
+        return max(weight, 1e-12) / n_steps
+
     def batches(self):
         """The row batches of one epoch, in random order.
 
@@ -266,24 +296,19 @@ class SequenceTrainer:
     def train_step(self, inputs, targets, weights, scale=None):
         """One optimizer step; the batch's weighted mean loss and its weight.
 
-        Under a group, each process's loss is weighted by its share of the
-        step's next items (``scale`` overrides that share: 0 for a step
-        without histories), so that the average of the processes' gradients
-        is that of the mean over all their items.
+        The gradient is that of the batch's weighted sum of losses over
+        ``mean_step_weight``. Under a group, each process's is multiplied by
+        the number of processes, which ``DistributedDataParallel`` divides
+        the sum of their gradients by; ``scale=0`` is a step without
+        histories.
         """
         for param in self.parameters:
             param.grad = None
         weighted_sum, weight = self.objective(inputs, targets, weights)
         loss = weighted_sum / weight.clamp(min=1e-12)
-        if self.group is None:
-            loss.backward()
-        else:
-            if scale is None:
-                step_weight = float(self.group.sum([weight.item()])[0])
-                scale = self.group.size / max(step_weight, 1e-12)
-            else:
-                self.group.sum([0.0])  # the others' step weight, with none
-            (weighted_sum * scale).backward()
+        if scale is None:
+            scale = 1.0 if self.group is None else self.group.size
+        (weighted_sum * (scale / self.mean_step_weight)).backward()
         self.step_optimizer()
         self.n_steps += 1
         if self.average is not None:
