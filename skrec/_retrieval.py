@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ._engine._ranking import top_k
-from ._engine._retrieval import ItemIndex, import_faiss, module_version
+from ._engine._retrieval import ItemIndex, import_faiss, module_version, search_depth
 from ._parallel import cpu_threads
 
 METHODS = ("auto", "exact", "approximate")
@@ -71,11 +71,13 @@ class CachedIndex:
         vectors, self.expansion = estimator._item_vectors()
         self.version = module_version(estimator.module_)
         self.exact = self.expansion is None
+        users = _calibration_users(len(estimator.users_))
         with cpu_threads(estimator.n_jobs) as threads:
-            queries = estimator._query_vectors(
-                _calibration_users(len(estimator.users_)), self.expansion
+            queries = estimator._query_vectors(users, self.expansion)
+            seen = estimator.user_items_[users.numpy() - 1]
+            self.index = ItemIndex(
+                vectors, queries, TARGET_RECALL, threads.current, sample_seen=seen
             )
-            self.index = ItemIndex(vectors, queries, TARGET_RECALL, threads.current)
 
     def is_current(self, estimator):
         return self.version == module_version(estimator.module_)
@@ -170,7 +172,7 @@ def _indexed_top(estimator, rows, candidates, n_columns, exclude_seen):
     if exclude_seen:
         wanted = wanted + np.diff(rows.seen.indptr)
     wanted = np.broadcast_to(wanted, (n_rows,))
-    retrieved = np.minimum(_bucket(wanted), len(candidates))
+    retrieved = np.minimum(search_depth(wanted), len(candidates))
     columns = torch.zeros((n_rows, n_columns), dtype=torch.int64)
     values = torch.full((n_rows, n_columns), -torch.inf)
     with cpu_threads(estimator.n_jobs) as threads:
@@ -199,13 +201,6 @@ def _best_found(found, scores, seen, n_columns):
         scores[torch.from_numpy(hit.reshape(found.shape) > 0)] = -torch.inf
     best, best_values = top_k(scores, n_columns)
     return torch.gather(found.clamp(min=0), 1, best), best_values
-
-
-def _bucket(wanted):
-    """``wanted`` rounded up to a power of two, at least 16: rows searched
-    together share one ``k``."""
-    wanted = np.maximum(np.asarray(wanted, dtype=np.int64), 16)
-    return np.left_shift(1, np.ceil(np.log2(wanted)).astype(np.int64))
 
 
 def _calibration_users(n_users):

@@ -83,7 +83,9 @@ class ItemIndex:
         Memory held by the index.
     """
 
-    def __init__(self, item_vectors, sample_queries, target_recall, n_threads):
+    def __init__(
+        self, item_vectors, sample_queries, target_recall, n_threads, sample_seen=None
+    ):
         self._faiss = import_faiss()
         vectors = _float32_numpy(item_vectors)
         n_items, dim = vectors.shape
@@ -99,7 +101,7 @@ class ItemIndex:
             self._index = self._trained_index(augmented)
             self._index.add(augmented)
             self.n_probe, self.sample_recall = self._calibrated(
-                vectors, _float32_numpy(sample_queries), target_recall
+                vectors, _float32_numpy(sample_queries), target_recall, sample_seen
             )
         self.nbytes = augmented.nbytes
         if self.n_lists > 1:
@@ -156,18 +158,36 @@ class ItemIndex:
         index.train(augmented[np.sort(sample)])
         return index
 
-    def _calibrated(self, vectors, queries, target_recall):
+    def _calibrated(self, vectors, queries, target_recall, seen=None):
         """The smallest ``n_probe`` (in steps of about sqrt(2)) whose recall@10
         on ``queries`` reaches ``target_recall`` plus a margin, and that
-        recall."""
+        recall.
+
+        With ``seen`` (a CSR matrix of the queries' seen item rows), the
+        recall is that of the best 10 unseen items, each query searching as
+        deep as ``recommend`` will (10 plus its seen items): those items lie
+        deeper in the ranking, and need more lists than the raw top 10.
+        """
         k = min(CALIBRATION_K, len(vectors))
         if self.n_lists == 1 or len(queries) == 0:
             return 1, 1.0
-        best = _exact_kth_scores(queries, vectors, k)
+        excluded = _rows_of(seen, len(queries))
+        best = _exact_kth_scores(queries, vectors, k, excluded)
+        depths = np.minimum(
+            search_depth(k + np.array([len(rows) for rows in excluded])), len(vectors)
+        )
         recall = 0.0
         for n_probe in _probe_ladder(self.n_lists):
-            rows = self._search(queries, k, n_probe, None, None).numpy()
-            recall = _recall(queries, vectors, rows, best)
+            found = np.zeros(len(queries))
+            for depth in np.unique(depths).tolist():
+                chosen = np.flatnonzero(depths == depth)
+                rows = self._search(queries[chosen], depth, n_probe, None, None).numpy()
+                for query, row in zip(chosen.tolist(), rows, strict=True):
+                    row = row[(row >= 0) & ~np.isin(row, excluded[query])]
+                    top = np.sort(vectors[row] @ queries[query])[::-1][:k]
+                    tolerance = 1e-5 * (1.0 + abs(best[query]))
+                    found[query] = np.sum(top >= best[query] - tolerance) / k
+            recall = float(found.mean())
             if recall >= target_recall + CALIBRATION_MARGIN:
                 break
         return n_probe, recall
@@ -196,26 +216,37 @@ def _probe_ladder(n_lists):
     return sorted(ladder)
 
 
-def _exact_kth_scores(queries, vectors, k):
-    """The ``k``-th largest inner product of each query."""
+def _exact_kth_scores(queries, vectors, k, excluded):
+    """The ``k``-th largest inner product of each query with the items not
+    in its ``excluded`` rows."""
     items = torch.from_numpy(vectors)
     block = max(1, EXACT_BLOCK_ELEMENTS // len(vectors))
-    kth = [
-        torch.topk(torch.from_numpy(queries[start : start + block]) @ items.T, k)
-        .values[:, -1]
-        .numpy()
-        for start in range(0, len(queries), block)
-    ]
+    kth = []
+    for start in range(0, len(queries), block):
+        scores = torch.from_numpy(queries[start : start + block]) @ items.T
+        for offset, rows in enumerate(excluded[start : start + block]):
+            scores[
+                offset, torch.from_numpy(np.asarray(rows, dtype=np.int64))
+            ] = -torch.inf
+        kth.append(torch.topk(scores, k).values[:, -1].numpy())
     return np.concatenate(kth)
 
 
-def _recall(queries, vectors, rows, kth):
-    """Share of the rows found whose inner product is among the ``k`` best:
-    ties at the ``k``-th score count as found."""
-    scores = np.einsum("qd,qkd->qk", queries, vectors[np.maximum(rows, 0)])
-    tolerance = 1e-5 * (1.0 + np.abs(kth))
-    found = (rows >= 0) & (scores >= (kth - tolerance)[:, None])
-    return float(found.mean())
+def _rows_of(seen, n_queries):
+    """Each query's seen item rows, from a CSR matrix (none without one)."""
+    if seen is None:
+        return [np.empty(0, dtype=np.int64)] * n_queries
+    return [
+        seen.indices[seen.indptr[row] : seen.indptr[row + 1]]
+        for row in range(n_queries)
+    ]
+
+
+def search_depth(wanted):
+    """``wanted`` rounded up to a power of two, at least 16: the number of
+    items each query retrieves, and queries of one depth search together."""
+    wanted = np.maximum(np.asarray(wanted, dtype=np.int64), 16)
+    return np.left_shift(1, np.ceil(np.log2(wanted)).astype(np.int64))
 
 
 class _faiss_threads:
