@@ -1295,8 +1295,9 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         if self._implicit():
             n_items = len(self.items_) + 1
             score = ndcg_of_held_out(module, validation, trainer.positives, n_items)
-            n_users = len(torch.unique(validation.users))
-            return pooled_mean(group, score, n_users)
+            if group is None:
+                return score
+            return pooled_mean(group, score, len(torch.unique(validation.users)))
         if group is None:
             return _r2(module, validation)
         return _pooled_r2(module, validation, group)

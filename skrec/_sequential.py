@@ -724,8 +724,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     def _log_frequencies(self):
         """Log of each item's share of the interactions of fit, smoothed, by
         item code (0: an unknown item)."""
-        counts = np.asarray(self.user_items_.sum(axis=0)).ravel()
-        counts = np.concatenate([[0.0], counts]) + 1.0
+        counts = np.concatenate([[0.0], self._interaction_counts()]) + 1.0
         return np.log(counts / counts.sum())
 
     # -- fitting ------------------------------------------------------------------
@@ -928,7 +927,9 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         lengths = np.diff(starts)
         held = lengths >= 2 if self.early_stopping else np.zeros(len(lengths), bool)
         held &= mine
-        if self.early_stopping and not any_process(group, held.any()):
+        # Whether any process holds out an item: all validate, or none does.
+        validating = any_process(group, held.any())
+        if self.early_stopping and not validating:
             warnings.warn(
                 "early_stopping=True holds out each user's latest interaction, "
                 "but no user has two; SequentialRecommender trains on every "
@@ -952,7 +953,7 @@ class SequentialRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             train = NextItemData(windows, weights, device)
         else:
             train = NextItemData(windows[mine], weights[mine], device)
-        if not any_process(group, held.any()):
+        if not validating:
             return train, None
         users = np.flatnonzero(held)
         inputs = torch.as_tensor(windows[users, 1:], device=device)

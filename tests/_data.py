@@ -1,8 +1,12 @@
-"""Where the tests find MovieLens-100K, and how they skip without it."""
+"""Where the tests find MovieLens-100K, and how they skip without it; the
+synthetic implicit feedback several test files share."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from skrec.datasets import make_ratings
 
 # CI clones the repository with shared/ beside it; the data's licence forbids
 # shipping them inside the repository.
@@ -12,3 +16,18 @@ requires_movielens = pytest.mark.skipif(
     reason=f"MovieLens-100K is not at {SHARED_DATA / 'ml-100k'}; its licence "
     "forbids shipping it with the repository.",
 )
+
+
+def liked_pairs():
+    """Implicit feedback with a latent structure: the pairs that
+    ``make_ratings`` rates 4 or 5, one per user held out at random (of the
+    users with others), as (train, test) arrays."""
+    X, y = make_ratings(n_users=150, n_items=80, n_ratings=4500, random_state=0)
+    X = X[y >= 4]
+    rng = np.random.default_rng(0)
+    X = X[rng.permutation(len(X))]
+    _, first = np.unique(X[:, 0], return_index=True)
+    held_out = np.zeros(len(X), dtype=bool)
+    held_out[first] = True
+    train, test = X[~held_out], X[held_out]
+    return train, test[np.isin(test[:, 0], train[:, 0])]

@@ -249,6 +249,18 @@ def opted_out(rank, n_processes):
     return {"n_users": len(estimator.users_)}
 
 
+def group_of_one(rank, n_processes):
+    """In a group of one process, a fit is the plain fit."""
+    X, y = ratings()
+    params = {"embedding_dim": 8, "max_iter": 5, "random_state": 0, "n_jobs": 1}
+    together = MatrixFactorization(**params).fit(X, y)
+    alone = MatrixFactorization(distributed=False, **params).fit(X, y)
+    return {
+        "together": together.predict(X[:200]),
+        "alone": alone.predict(X[:200]),
+    }
+
+
 SCENARIOS = {
     function.__name__: function
     for function in (
@@ -265,20 +277,6 @@ SCENARIOS = {
         mismatched_parameters,
         bad_input_on_one,
         opted_out,
+        group_of_one,
     )
 }
-
-
-def group_of_one(rank, n_processes):
-    """In a group of one process, a fit is the plain fit."""
-    X, y = ratings()
-    params = {"embedding_dim": 8, "max_iter": 5, "random_state": 0, "n_jobs": 1}
-    together = MatrixFactorization(**params).fit(X, y)
-    alone = MatrixFactorization(distributed=False, **params).fit(X, y)
-    return {
-        "together": together.predict(X[:200]),
-        "alone": alone.predict(X[:200]),
-    }
-
-
-SCENARIOS["group_of_one"] = group_of_one

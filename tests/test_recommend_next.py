@@ -9,25 +9,16 @@ from skrec import MatrixFactorization, NeuralRecommender
 from skrec._engine._fold_in import _objective, fold_in
 from skrec._engine._modules import EmbeddingMLP
 from skrec._recommend import encode_histories
-from skrec.datasets import make_ratings
 from skrec.metrics import hit_rate_at_k
+
+from ._data import liked_pairs
 
 SMALL = dict(embedding_dim=16, batch_size=256, random_state=0, n_jobs=1)
 
 
 @pytest.fixture(scope="module")
 def liked():
-    """The pairs that ``make_ratings`` rates 4 or 5, one per user held out
-    (of the users with others)."""
-    X, y = make_ratings(n_users=150, n_items=80, n_ratings=4500, random_state=0)
-    X = X[y >= 4]
-    rng = np.random.default_rng(0)
-    X = X[rng.permutation(len(X))]
-    _, first = np.unique(X[:, 0], return_index=True)
-    held_out = np.zeros(len(X), dtype=bool)
-    held_out[first] = True
-    train, test = X[~held_out], X[held_out]
-    return train, test[np.isin(test[:, 0], train[:, 0])]
+    return liked_pairs()
 
 
 @pytest.fixture(scope="module")

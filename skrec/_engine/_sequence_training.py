@@ -99,19 +99,6 @@ class NextItemData:
         return windows[:, :-1], windows[:, 1:], self.weights[rows, -width + 1 :]
 
 
-def bucketed_batch_sizes(n_rows, batch_size):
-    """The sizes of the batches ``SequenceTrainer.batches`` cuts ``n_rows``
-    histories into (length buckets of ``BUCKET_BATCHES`` batches)."""
-    bucket = batch_size * BUCKET_BATCHES
-    sizes = []
-    for start in range(0, n_rows, bucket):
-        rows = min(bucket, n_rows - start)
-        sizes += [batch_size] * (rows // batch_size) + (
-            [rows % batch_size] if rows % batch_size else []
-        )
-    return sizes
-
-
 def binary_cross_entropy(states, targets, table, sampler):
     """The next item labelled 1 and one uniform item labelled 0, per position,
     as in SASRec."""
@@ -201,7 +188,10 @@ class SequenceTrainer:
             probe = data.batch(torch.arange(min(len(data), 8), device=self.device))
             all_used = uses_every_parameter(self.objective, probe, self.generator)
             self.objective = group.wrap(self.objective, all_used)
-            self.n_histories = sum(group.gather(len(data)))
+        n_histories = len(data) if group is None else sum(group.gather(len(data)))
+        # Length buckets hold whole batches, so an epoch takes as many steps
+        # as plain batches would; under a group, every process takes them.
+        self.steps_per_epoch = max(1, math.ceil(n_histories / batch_size))
         self.mean_step_weight = self._mean_step_weight()
 
     @property
@@ -259,10 +249,7 @@ class SequenceTrainer:
         weight = float((self.data.weights[:, 1:] * (targets >= FIRST_ITEM_CODE)).sum())
         if self.group is not None:
             weight = float(self.group.sum([weight])[0])
-            n_steps = max(1, math.ceil(self.n_histories / self.batch_size))
-        else:
-            n_steps = len(bucketed_batch_sizes(len(self.data), self.batch_size))
-        return max(weight, 1e-12) / n_steps
+        return max(weight, 1e-12) / self.steps_per_epoch
 
     def batches(self):
         """The row batches of one epoch, in random order.
@@ -277,7 +264,7 @@ class SequenceTrainer:
         if self.group is not None:
             # Every process takes the same number of steps, each with its
             # share of the step's histories; None marks a step without any.
-            n_steps = max(1, math.ceil(self.n_histories / self.batch_size))
+            n_steps = self.steps_per_epoch
             batch_size = max(1, math.ceil(n_rows / n_steps))
         order = torch.randperm(n_rows, generator=self.generator, device=self.device)
         bucket = batch_size * BUCKET_BATCHES
