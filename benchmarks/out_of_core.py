@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.parquet
 import sklearn
 import torch
 from _common import RESULTS_DIR, display_path
@@ -66,9 +67,17 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--single-max-iter", type=int, default=None)
     parser.add_argument(
+        "--sweep-files",
+        type=int,
+        nargs="*",
+        default=[5, 20],
+        help="also run one chunked epoch over this many files of the same size",
+    )
+    parser.add_argument(
         "--stage", choices=["chunked", "single"], help=argparse.SUPPRESS
     )
     parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--use-files", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single_max_iter is None:
         args.single_max_iter = args.epochs
@@ -190,7 +199,7 @@ def run_chunked(args, folder):
     timeline = RssTimeline()
     warm_up()
     baseline = rss_gb()
-    paths = sorted((folder / "train").glob("*.parquet"))
+    paths = training_files(folder)[: args.use_files]
     est = MatrixFactorization(alpha=ALPHA / len(paths), random_state=0)
     rng = np.random.default_rng(0)
     chunk_bytes, epochs, start = [], [], timeline.now()
@@ -215,12 +224,17 @@ def run_chunked(args, folder):
     }
 
 
+def training_files(folder):
+    return sorted((folder / "train").glob("*.parquet"))
+
+
 def run_single(args, folder):
     timeline = RssTimeline()
     warm_up()
     baseline = rss_gb()
     start = timeline.now()
-    data = pd.read_parquet(folder / "train")
+    files = [str(path) for path in training_files(folder)[: args.use_files]]
+    data = pyarrow.parquet.read_table(files).to_pandas()
     loaded, loaded_gb = timeline.now(), rss_gb()
     data_bytes = int(data.memory_usage(deep=True).sum())
     est = MatrixFactorization(
@@ -253,8 +267,9 @@ def run_stage(args):
 def stage_in_subprocess(stage, args, folder):
     """One stage in a fresh interpreter, so that its memory is its own."""
     command = [sys.executable, __file__, "--stage", stage, "--data", str(folder)]
-    for name in ("rows", "files", "epochs", "single_max_iter"):
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    for name in ("rows", "files", "epochs", "single_max_iter", "use_files"):
+        if getattr(args, name) is not None:
+            command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     load_before = os.getloadavg()[0]
     output = subprocess.run(command, capture_output=True, text=True)
     if output.returncode:
@@ -308,7 +323,7 @@ def mb(n_bytes):
     return f"{n_bytes / 1e6:,.0f}"
 
 
-def report(args, chunked, single, disk_bytes, seconds, load):
+def report(args, chunked, single, sweep, disk_bytes, seconds, load, n_files):
     per_file = args.rows // args.files
     epoch_rows = "\n".join(
         f"| {k} | {e['s']:.1f} | {e['peak_gb']:.2f} | {e['max_gb']:.2f} |"
@@ -330,13 +345,15 @@ chunked {chunked["load"][0]:.2f} / {chunked["load"][1]:.2f}, single \
 slows the fits)
 - Command: `python benchmarks/out_of_core.py --rows {args.rows} --files \
 {args.files} --n-users {args.n_users} --n-items {args.n_items} --epochs \
-{args.epochs} --single-max-iter {args.single_max_iter}`; run time {seconds:.0f} s
+{args.epochs} --single-max-iter {args.single_max_iter} --sweep-files \
+{" ".join(map(str, args.sweep_files))}`; run time {seconds:.0f} s
 
 Data: `make_ratings(n_users={args.n_users:,}, n_items={args.n_items:,}, \
-n_ratings={args.rows + args.test_rows:,}, noise={NOISE}, random_state=0)`; \
-the first {args.test_rows:,} rows are held out, the other {args.rows:,} written \
-to {args.files} Parquet files of {per_file:,} rows ({disk_bytes / 1e6:,.0f} MB \
-on disk in all). The noise-free ratings of the held-out rows are \
+n_ratings={per_file * n_files + args.test_rows:,}, noise={NOISE}, \
+random_state=0)`; the first {args.test_rows:,} rows are held out, the others \
+written to {n_files} Parquet files of {per_file:,} rows. The chunked and single \
+runs read the first {args.files} files ({args.rows:,} rows, \
+{disk_bytes / 1e6:,.0f} MB on disk). The noise-free ratings of the held-out rows are \
 `make_ratings` with the same seed and `noise=0.0, integer_ratings=False`.
 
 - **chunked**: a fresh process runs `MatrixFactorization(alpha={ALPHA:g} / \
@@ -381,6 +398,20 @@ items, {chunked["embedding_dim"]} dimensions and a bias each) | {
 | seen pairs `user_items_`, chunked | {mb(chunked["seen_bytes"])} |
 | seen pairs `user_items_`, single | {mb(single["seen_bytes"])} |
 
+During a `partial_fit` call the fitted parameters and moments are held \
+twice: the call trains a copy, so that a call that fails (bad input, \
+divergence, an interrupt) leaves the fitted model as it was. The seen pairs \
+are not: a failed call rebuilds the previous ones from the new ones.
+
+Peak memory of one chunked epoch by the number of files it reads, every file \
+a chunk of {per_file:,} rows; the model (parameters, moments and seen pairs) \
+grows with the pairs seen, the chunk does not:
+
+| files | rows read | chunk (MB) | parameters + moments (MB) | seen pairs (MB) \
+| peak above before (GB) | peak less chunk and model (GB) |
+|---:|---:|---:|---:|---:|---:|---:|
+{sweep_rows(args, chunked, sweep)}
+
 The chunked fit, epoch by epoch:
 
 | epoch | seconds | sampled peak RSS (GB) | ru_maxrss at its end (GB) |
@@ -391,6 +422,23 @@ The single fit read the files in {single["load_s"]:.1f} s, reaching \
 {single["loaded_gb"]:.2f} GB; its fit s exclude reading.
 """
     return text
+
+
+def sweep_rows(args, chunked, sweep):
+    """One row per run of the sweep; the main chunked run's first epoch."""
+    first_epoch = chunked | {"fit_max_gb": chunked["epochs"][0]["max_gb"]}
+    runs = {**sweep, args.files: first_epoch}
+    per_file = args.rows // args.files
+    lines = []
+    for k, r in sorted(runs.items()):
+        weights = r["param_bytes"] + r["moment_bytes"]
+        peak = r["fit_max_gb"] - r["baseline_gb"]
+        rest = peak - (r["chunk_bytes"] + weights + r["seen_bytes"]) / 1e9
+        lines.append(
+            f"| {k} | {k * per_file:,} | {mb(r['chunk_bytes'])} | {mb(weights)} "
+            f"| {mb(r['seen_bytes'])} | {peak:.2f} | {rest:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def row(name, rows, r):
@@ -408,17 +456,31 @@ def main():
         run_stage(args)
         return
     start, load_before = time.perf_counter(), os.getloadavg()[0]
+    per_file = args.rows // args.files
+    n_files = max(args.files, *args.sweep_files)
+    # One draw for every run: the main runs read its first --files files.
+    drawn = argparse.Namespace(**{**vars(args), "rows": per_file * n_files})
+    drawn.files = n_files
+    main_run = argparse.Namespace(**{**vars(args), "use_files": args.files})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        print(f"Writing {args.files} Parquet files to a temporary directory ...")
-        disk_bytes = write_data(args, folder)
+        print(f"Writing {n_files} Parquet files to a temporary directory ...")
+        write_data(drawn, folder)
+        disk_bytes = sum(p.stat().st_size for p in training_files(folder)[: args.files])
         print("Chunked partial_fit ...")
-        chunked = stage_in_subprocess("chunked", args, folder)
+        chunked = stage_in_subprocess("chunked", main_run, folder)
         print("Single fit ...")
-        single = stage_in_subprocess("single", args, folder)
+        single = stage_in_subprocess("single", main_run, folder)
+        sweep = {}
+        for k in sorted(set(args.sweep_files) - {args.files}):
+            print(f"One chunked epoch over {k} files ...")
+            run = {"rows": per_file * k, "files": k, "epochs": 1, "use_files": k}
+            sweep[k] = stage_in_subprocess(
+                "chunked", argparse.Namespace(**{**vars(args), **run}), folder
+            )
     seconds = time.perf_counter() - start
     load = (load_before, os.getloadavg()[0])
-    text = report(args, chunked, single, disk_bytes, seconds, load)
+    text = report(args, chunked, single, sweep, disk_bytes, seconds, load, n_files)
     print(text)
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "out_of_core.md").write_text(text)

@@ -14,6 +14,13 @@ from ._validation import column_label, validate_table
 from ._version import PICKLE_FORMAT, __version__
 
 
+class RecomputedOnFailure:
+    """An attribute's value before a fit, computed again only if the fit fails."""
+
+    def __init__(self, compute):
+        self.compute = compute
+
+
 class BaseRecommender(RegressorMixin, BaseEstimator):
     """Base class of the rating estimators; subclasses implement ``_fit``.
 
@@ -54,17 +61,28 @@ class BaseRecommender(RegressorMixin, BaseEstimator):
         return self._keeping_state_on_failure(self._fit, X, y)
 
     def _keeping_state_on_failure(self, fit_method, X, y):
-        """Run ``fit_method(X, y)``; if it raises, restore the previous state."""
+        """Run ``fit_method(X, y)``; if it raises, restore the previous state.
+
+        During the call, ``self._state_before_fit`` is that state: a method
+        may swap one of its values for a :class:`RecomputedOnFailure`, so that
+        a large attribute that it replaced is freed instead of kept alive for
+        a failure that rarely comes.
+        """
         # Input validation sets n_features_in_ and feature_names_in_ as it goes,
         # and training may fail late: a failed fit must leave a previously
         # fitted model exactly as it was.
         previous_state = self.__dict__.copy()
+        self._state_before_fit = previous_state
         try:
             fit_method(X, y)
         except BaseException:
+            for name, value in previous_state.items():
+                if isinstance(value, RecomputedOnFailure):
+                    previous_state[name] = value.compute()
             self.__dict__.clear()
             self.__dict__.update(previous_state)
             raise
+        del self._state_before_fit
         return self
 
     def _vocabularies(self, users, items):

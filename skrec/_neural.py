@@ -3,6 +3,7 @@
 import copy
 import math
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseRecommender, TorchStateMixin
+from ._base import BaseRecommender, RecomputedOnFailure, TorchStateMixin
 from ._distributed import (
     agreed_seed,
     every_pair,
@@ -52,6 +53,8 @@ from ._recommend import (
     RecommendMixin,
     check_n,
     encode_histories,
+    new_pairs,
+    pairs_without,
     union_of_pairs,
     user_item_matrix,
 )
@@ -929,7 +932,14 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         seen_before = None if first_pass else self.user_items_
         data, device = self._encoded_data(X, y, first_pass, group=group)
         if seen_before is not None:
+            added = new_pairs(seen_before, self.user_items_)
             self.user_items_ = union_of_pairs(seen_before, self.user_items_)
+            # The seen pairs grow with every chunk: a failed call rebuilds the
+            # previous ones from the union instead of holding both.
+            self._state_before_fit["user_items_"] = RecomputedOnFailure(
+                partial(pairs_without, self.user_items_, added, seen_before.shape)
+            )
+            del seen_before, added
         # Each call is a new epoch: it must not replay the previous batch order
         # and negatives, which an int random_state would.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

@@ -45,12 +45,36 @@ def user_item_matrix(user_codes, item_codes, n_users, n_items):
 
 
 def union_of_pairs(before, after):
-    """The pairs of either matrix; ``before`` may have fewer rows and columns."""
-    before = before.copy()
-    before.resize(after.shape)
-    union = (before + after).tocsr()
+    """The pairs of either matrix; ``before`` may have fewer rows and columns.
+
+    ``before`` is read in place: after many ``partial_fit`` calls it is the
+    largest array of a model, and a copy of it would double the memory that
+    each call needs on top of its chunk.
+    """
+    union = (_widened(before, after.shape) + after).tocsr()
     union.data[:] = 1.0
     return union
+
+
+def new_pairs(before, after):
+    """The pairs of ``after`` that ``before`` lacks, in the shape of ``after``."""
+    return (after - after.multiply(_widened(before, after.shape))).tocsr()
+
+
+def pairs_without(union, pairs, shape):
+    """``union`` less ``pairs``, cut to ``shape``: undoes ``union_of_pairs``
+    given the pairs that it added."""
+    before = (union - pairs).tocsr()
+    before.resize(shape)
+    return before
+
+
+def _widened(pairs, shape):
+    """``pairs`` with empty rows appended up to ``shape``, sharing its arrays."""
+    indptr = np.empty(shape[0] + 1, dtype=pairs.indptr.dtype)
+    indptr[: len(pairs.indptr)] = pairs.indptr
+    indptr[len(pairs.indptr) :] = pairs.indptr[-1]
+    return sp.csr_matrix((pairs.data, pairs.indices, indptr), shape=shape, copy=False)
 
 
 class RecommendMixin:

@@ -851,6 +851,28 @@ def test_failed_partial_fit_keeps_the_model(ratings, monkeypatch):
     assert torch.equal(moments, optimizer_state["state"][0]["exp_avg"])
 
 
+def test_failed_partial_fit_restores_the_seen_pairs_it_added(ratings, monkeypatch):
+    X, y = ratings
+    first = (X["user_id"] < X["user_id"].median()).to_numpy()
+    est = NeuralRecommender(**SMALL).partial_fit(X[first], y[first])
+    seen = est.user_items_.copy()
+
+    def diverging(self):
+        return float("nan")
+
+    monkeypatch.setattr(_training.Trainer, "train_epoch", diverging)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        est.partial_fit(X, y)  # new users, and their pairs
+    assert est.user_items_.shape == seen.shape
+    assert est.user_items_.dtype == seen.dtype
+    assert (est.user_items_ != seen).nnz == 0
+    assert not hasattr(est, "_state_before_fit")
+    monkeypatch.undo()
+    est.partial_fit(X, y)
+    assert est.user_items_.shape == (X["user_id"].nunique(), X["item_id"].nunique())
+    assert est.user_items_.nnz == len(X[["user_id", "item_id"]].drop_duplicates())
+
+
 def test_partial_fit_with_another_solver_starts_it_afresh(ratings):
     X, y = ratings
     est = NeuralRecommender(**SMALL).partial_fit(X, y)
