@@ -13,13 +13,16 @@ in a temporary directory. Then, each in a fresh process:
   ``MatrixFactorization(alpha=10, max_iter=--single-max-iter,
   early_stopping=False).fit``.
 
-Each process samples its resident memory every 0.1 s and reports its peak,
-``ru_maxrss``, the seconds, and the RMSE of the held-out rows against their
-noise-free and their noisy ratings. Writes ``benchmarks/results/out_of_core.md``
-and ``benchmarks/results/out_of_core.png`` (resident memory over time).
+Each process samples its resident memory every 0.1 s and reports the sampled
+peak, its true peak (``VmHWM``), the seconds, and the RMSE of the held-out
+rows against their noise-free and their noisy ratings. Then one chunked epoch
+runs over each number of files in ``--sweep-files``. Writes
+``benchmarks/results/out_of_core.md`` and ``benchmarks/results/out_of_core.png``
+(resident memory over time).
 
     python benchmarks/out_of_core.py [--rows 10000000] [--files 10] \
-[--n-users 100000] [--n-items 20000] [--epochs 2] [--single-max-iter 2]
+[--n-users 100000] [--n-items 20000] [--epochs 2] [--single-max-iter 2] \
+[--sweep-files 5 20]
 """
 
 import argparse
@@ -112,7 +115,19 @@ class RssTimeline:
 
 
 def max_rss_gb():
-    """The highest resident memory of this process so far (``ru_maxrss``, KiB)."""
+    """The highest resident memory of this process so far: ``VmHWM``.
+
+    Not ``ru_maxrss``: Linux carries a parent's peak over into a child that
+    it starts, so a child's ``ru_maxrss`` is at least the peak of the process
+    that wrote the data.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
@@ -188,7 +203,7 @@ def finish(est, folder, timeline, baseline, fit_window, fit_max_gb):
         "baseline_gb": baseline,
         "peak_gb": timeline.peak(*fit_window),
         "fit_max_gb": fit_max_gb,
-        "ru_maxrss_gb": max_rss_gb(),
+        "process_max_gb": max_rss_gb(),
         "rmse": rmse,
         "timeline": timeline.samples,
         **model_bytes(est),
@@ -289,7 +304,7 @@ def plot(chunked, single, path):
             color=color,
             linestyle="--",
             linewidth=1,
-            label=f"{label}: peak {result['fit_max_gb']:.2f} GB (ru_maxrss)",
+            label=f"{label}: peak {result['fit_max_gb']:.2f} GB (VmHWM)",
         )
     ax.axhline(
         chunked["baseline_gb"],
@@ -298,7 +313,7 @@ def plot(chunked, single, path):
         linewidth=1,
         label="after imports and a warm-up fit",
     )
-    top = 1.2 * max(chunked["ru_maxrss_gb"], single["ru_maxrss_gb"])
+    top = 1.2 * max(chunked["process_max_gb"], single["process_max_gb"])
     for k, (_, end) in enumerate(chunked["epoch_bounds"][:-1]):
         ax.axvline(end, color="C0", linestyle=":", linewidth=1)
         ax.annotate(
@@ -361,25 +376,26 @@ runs read the first {args.files} files ({args.rows:,} rows, \
 `iter_parquet_chunks(files)` (one chunk of {per_file:,} rows per file), for \
 {args.epochs} epochs, the files in a new random order at each epoch.
 - **single**: a fresh process reads every file into one DataFrame \
-(`pd.read_parquet` of the folder), then fits \
+(pyarrow's `read_table` of the files), then fits \
 `MatrixFactorization(alpha={ALPHA:g}, max_iter={args.single_max_iter}, \
 early_stopping=False, random_state=0)`: the same epochs over the same rows, \
 the penalty that partial_fit's `alpha / {args.files}` matches.
 
 Resident memory is sampled every 0.1 s from `/proc/self/statm` ("sampled \
-peak") and read from `getrusage(RUSAGE_SELF).ru_maxrss` (the true peak, which \
-catches spikes shorter than 0.1 s) at the end of the fit and of the process \
-(the fit, then predicting the held-out rows). "Before" is the process after \
-its imports and a tiny warm-up fit, which pays torch's one-time costs; "peak \
-above before" is `ru_maxrss` at the end of the fit (for the single fit, \
+peak") and read from `VmHWM` in `/proc/self/status` (the true peak, which \
+catches spikes shorter than 0.1 s; not `ru_maxrss`, which Linux carries over \
+from the parent process that wrote the data) at the end of the fit and of the \
+process (the fit, then predicting the held-out rows). "Before" is the process \
+after its imports and a tiny warm-up fit, which pays torch's one-time costs; \
+"peak above before" is `VmHWM` at the end of the fit (for the single fit, \
 reading the files included) less "before". RMSE is on the {
         args.test_rows:,} held-out rows, \
 against their noise-free ratings and against their noisy ones; the training \
 mean scores {chunked["rmse"]["mean_clean"]:.4f} against the noise-free ones.
 
 | run | rows in memory at once | RSS before (GB) | sampled peak RSS in fit (GB) \
-| ru_maxrss after fit (GB) | peak above before (GB) | ru_maxrss of the process \
-(GB) | fit s | RMSE, noise-free | RMSE, noisy |
+| peak RSS after fit (GB) | peak above before (GB) | peak RSS of the \
+process (GB) | fit s | RMSE, noise-free | RMSE, noisy |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {row("chunked", per_file, chunked)}
 {row("single", args.rows, single)}
@@ -414,7 +430,7 @@ grows with the pairs seen, the chunk does not:
 
 The chunked fit, epoch by epoch:
 
-| epoch | seconds | sampled peak RSS (GB) | ru_maxrss at its end (GB) |
+| epoch | seconds | sampled peak RSS (GB) | peak RSS at its end (GB) |
 |---:|---:|---:|---:|
 {epoch_rows}
 
@@ -445,7 +461,7 @@ def row(name, rows, r):
     return (
         f"| {name} | {rows:,} | {r['baseline_gb']:.2f} | {r['peak_gb']:.2f} "
         f"| {r['fit_max_gb']:.2f} | {r['fit_max_gb'] - r['baseline_gb']:.2f} "
-        f"| {r['ru_maxrss_gb']:.2f} | {r['fit_s']:.1f} "
+        f"| {r['process_max_gb']:.2f} | {r['fit_s']:.1f} "
         f"| {r['rmse']['clean']:.4f} | {r['rmse']['rating']:.4f} |"
     )
 
