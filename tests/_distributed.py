@@ -163,12 +163,12 @@ def partial_fit_chunks(rank, n_processes):
     return _fitted(estimator, X[:200])
 
 
-def sequences_fit(rank, n_processes):
+def sequences_fit(rank, n_processes, **params):
     frame = make_sequences(n_users=60, n_items=30, random_state=0)
     users = frame.iloc[:, 0].to_numpy()
     mine = frame[users % n_processes == rank]
     estimator = SequentialRecommender(
-        embedding_dim=16, max_len=20, max_iter=4, random_state=0
+        embedding_dim=16, max_len=20, max_iter=4, random_state=0, **params
     )
     estimator.fit(mine)
     return {
@@ -178,6 +178,12 @@ def sequences_fit(rank, n_processes):
         "n_iter": estimator.n_iter_,
         "validation_scores": estimator.validation_scores_,
     }
+
+
+def sequences_sampled_softmax_fit(rank, n_processes):
+    """Its steps are divided by the whole group's step weight when that is
+    larger than a mean step's."""
+    return sequences_fit(rank, n_processes, loss="sampled_softmax", n_negatives=8)
 
 
 def side_features_fit(rank, n_processes):
@@ -270,6 +276,7 @@ SCENARIOS = {
         uneven_early_stopping,
         partial_fit_chunks,
         sequences_fit,
+        sequences_sampled_softmax_fit,
         side_features_fit,
         sequences_partial_fit,
         user_on_two_processes,

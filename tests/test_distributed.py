@@ -21,6 +21,7 @@ FITS = [
     "uneven_early_stopping",
     "partial_fit_chunks",
     "sequences_fit",
+    "sequences_sampled_softmax_fit",
     "side_features_fit",
     "sequences_partial_fit",
 ]

@@ -268,3 +268,43 @@ def test_every_next_item_weighs_the_same_whatever_its_batch():
     )
     # The steps' objectives add up to the item mean once per step.
     assert epoch_objective == pytest.approx(len(parts) * total / items)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sampled_softmax"])
+def test_a_sampled_softmax_step_counts_at_most_a_mean_steps_weight(loss):
+    """The items a batch shares as negatives take the gradient of every
+    position of it: with the sampled softmax, a step of more items than the
+    mean is divided by its own weight; a smaller one, like every step of the
+    other losses, by the mean's."""
+    from skrec._engine._sequence_modules import SelfAttentionEncoder
+    from skrec._engine._sequence_training import NextItemData, SequenceTrainer
+
+    torch.manual_seed(0)
+    module = SelfAttentionEncoder(
+        12, dim=4, max_len=8, n_layers=1, n_heads=1, dropout=0
+    )
+    short = [0] * 7 + [1, 2]  # one next item
+    long = [1, 3, 4, 5, 6, 7, 8, 9, 10]  # eight next items
+    windows = np.array([short, short, long, long])
+    data = NextItemData(windows, (windows >= 2).astype(np.float32), "cpu")
+    trainer = SequenceTrainer(
+        module,
+        data,
+        batch_size=2,
+        learning_rate=0.0,
+        seed=0,
+        loss=loss,
+        n_negatives=4,
+    )
+    mean = trainer.mean_step_weight
+    assert mean == pytest.approx(9.0)
+    for rows, weight in ((torch.tensor([2, 3]), 16.0), (torch.tensor([0, 1]), 2.0)):
+        batch = data.batch(rows)
+        draws = trainer.generator.get_state()
+        weighted_sum, _ = trainer.objective(*batch)
+        divisor = max(weight, mean) if loss == "sampled_softmax" else mean
+        expected = torch.autograd.grad(weighted_sum / divisor, trainer.parameters)
+        trainer.generator.set_state(draws)
+        trainer.train_step(*batch)
+        for param, grad in zip(trainer.parameters, expected, strict=True):
+            torch.testing.assert_close(param.grad, grad)

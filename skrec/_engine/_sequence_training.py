@@ -175,6 +175,12 @@ class SequenceTrainer:
         self.parameters = list(module.parameters())
         self.step_hooks = []
         self.loss = SEQUENCE_LOSSES[loss]
+        # The items that the sampled softmax draws for a batch take the
+        # gradient of every position of it: a batch of many more items than
+        # a mean step would move them, rare ones by their log-Q weight, far
+        # more than a mean step does (on MovieLens-100K, some fits collapsed
+        # within a few epochs). Its steps count at most a mean step's weight.
+        self.caps_steps = loss == "sampled_softmax"
         n_outputs = len(output_table(module))
         counts = torch.bincount(
             (data.windows[:, 1:] - FIRST_ITEM_CODE).clamp(min=-1).flatten() + 1,
@@ -251,6 +257,14 @@ class SequenceTrainer:
             weight = float(self.group.sum([weight])[0])
         return max(weight, 1e-12) / self.steps_per_epoch
 
+    def _step_weight(self, weight):
+        """The weight of this step's items on every process; ``None``: this
+        process has none."""
+        weight = 0.0 if weight is None else float(weight)
+        if self.group is None:
+            return weight
+        return float(self.group.sum([weight])[0])
+
     def batches(self):
         """The row batches of one epoch, in random order.
 
@@ -284,10 +298,11 @@ class SequenceTrainer:
         """One optimizer step; the batch's weighted mean loss and its weight.
 
         The gradient is that of the batch's weighted sum of losses over
-        ``mean_step_weight``. Under a group, each process's is multiplied by
-        the number of processes, which ``DistributedDataParallel`` divides
-        the sum of their gradients by; ``scale=0`` is a step without
-        histories.
+        ``mean_step_weight`` (with the sampled softmax, over the step's own
+        weight where that is larger). Under a group, each process's is
+        multiplied by the number of processes, which
+        ``DistributedDataParallel`` divides the sum of their gradients by;
+        ``scale=0`` is a step without histories.
         """
         for param in self.parameters:
             param.grad = None
@@ -295,7 +310,10 @@ class SequenceTrainer:
         loss = weighted_sum / weight.clamp(min=1e-12)
         if scale is None:
             scale = 1.0 if self.group is None else self.group.size
-        (weighted_sum * (scale / self.mean_step_weight)).backward()
+        divisor = self.mean_step_weight
+        if self.caps_steps:
+            divisor = max(divisor, self._step_weight(weight if scale else None))
+        (weighted_sum * (scale / divisor)).backward()
         self.step_optimizer()
         self.n_steps += 1
         if self.average is not None:
