@@ -234,10 +234,9 @@ def test_an_epoch_shorter_than_the_averaging_stride_still_moves_the_average():
     assert any(moved)
 
 
-def test_every_next_item_weighs_the_same_whatever_its_batch():
-    """Batches of similar lengths hold very different numbers of next items:
-    each step's weighted sum is divided by the mean weight of a step, not by
-    its own, so an epoch's objective is the mean over every item."""
+def _short_and_long_histories(loss, n_negatives=2):
+    """A trainer on two histories of one next item and two of eight, in
+    batches of 2, and their data."""
     from skrec._engine._sequence_modules import SelfAttentionEncoder
     from skrec._engine._sequence_training import NextItemData, SequenceTrainer
 
@@ -247,17 +246,24 @@ def test_every_next_item_weighs_the_same_whatever_its_batch():
     short = [0] * 7 + [1, 2]  # one next item
     long = [1, 3, 4, 5, 6, 7, 8, 9, 10]  # eight next items
     windows = np.array([short, short, long, long])
-    weights = (windows >= 2).astype(np.float32)
-    data = NextItemData(windows, weights, "cpu")
+    data = NextItemData(windows, (windows >= 2).astype(np.float32), "cpu")
     trainer = SequenceTrainer(
         module,
         data,
         batch_size=2,
         learning_rate=0.0,
         seed=0,
-        loss="softmax",
-        n_negatives=2,
+        loss=loss,
+        n_negatives=n_negatives,
     )
+    return trainer, data
+
+
+def test_every_next_item_weighs_the_same_whatever_its_batch():
+    """Batches of similar lengths hold very different numbers of next items:
+    each step's weighted sum is divided by the mean weight of a step, not by
+    its own, so an epoch's objective is the mean over every item."""
+    trainer, data = _short_and_long_histories("softmax")
     assert trainer.mean_step_weight == pytest.approx((2 * 1 + 2 * 8) / 2)
     with torch.no_grad():
         parts = [trainer.objective(*data.batch(rows)) for rows in trainer.batches()]
@@ -276,26 +282,8 @@ def test_a_sampled_softmax_step_counts_at_most_a_mean_steps_weight(loss):
     position of it: with the sampled softmax, a step of more items than the
     mean is divided by its own weight; a smaller one, like every step of the
     other losses, by the mean's."""
-    from skrec._engine._sequence_modules import SelfAttentionEncoder
-    from skrec._engine._sequence_training import NextItemData, SequenceTrainer
-
     torch.manual_seed(0)
-    module = SelfAttentionEncoder(
-        12, dim=4, max_len=8, n_layers=1, n_heads=1, dropout=0
-    )
-    short = [0] * 7 + [1, 2]  # one next item
-    long = [1, 3, 4, 5, 6, 7, 8, 9, 10]  # eight next items
-    windows = np.array([short, short, long, long])
-    data = NextItemData(windows, (windows >= 2).astype(np.float32), "cpu")
-    trainer = SequenceTrainer(
-        module,
-        data,
-        batch_size=2,
-        learning_rate=0.0,
-        seed=0,
-        loss=loss,
-        n_negatives=4,
-    )
+    trainer, data = _short_and_long_histories(loss, n_negatives=4)
     mean = trainer.mean_step_weight
     assert mean == pytest.approx(9.0)
     for rows, weight in ((torch.tensor([2, 3]), 16.0), (torch.tensor([0, 1]), 2.0)):
