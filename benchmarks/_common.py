@@ -5,11 +5,13 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from skrec._engine._training import Trainer
+from skrec.datasets import load_movielens, make_ratings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -141,3 +143,30 @@ def train_plain_epoch(module, optimizers, data, batch_size):
         F.mse_loss(scores, data["targets"][batch]).backward()
         for optimizer in optimizers:
             optimizer.step()
+
+
+def load_u1_ratings(data_home):
+    """Training ratings (X, y), a short name for them and a sentence on their origin."""
+    try:
+        X, _, y, _ = load_movielens(
+            "100k",
+            fold=1,
+            data_home=data_home,
+            return_X_y=True,
+            download_if_missing=False,
+        )
+        name = "MovieLens-100K u1"
+        source = f"MovieLens-100K fold u1 (u1.base) from {display_path(data_home)}"
+    except OSError as exc:
+        print(f"MovieLens-100K not found ({exc}); using synthetic ratings instead.")
+        X, y = make_ratings(n_users=943, n_items=1682, n_ratings=80_000, random_state=0)
+        name = "synthetic ratings"
+        source = (
+            f"MovieLens-100K NOT FOUND in {display_path(data_home)}; synthetic "
+            "make_ratings("
+            "n_users=943, n_items=1682, n_ratings=80_000, random_state=0)"
+        )
+    X = pd.DataFrame(X)
+    n_users, n_items = X.iloc[:, 0].nunique(), X.iloc[:, 1].nunique()
+    source += f": {len(X):,} ratings, {n_users:,} users, {n_items:,} items"
+    return X, np.asarray(y, dtype=np.float64), name, source

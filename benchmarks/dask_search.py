@@ -37,13 +37,12 @@ import joblib
 import numpy as np
 import sklearn
 import torch
-from _common import RESULTS_DIR, default_data_home, display_path
+from _common import RESULTS_DIR, default_data_home, display_path, load_u1_ratings
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold
 
 import skrec
 from skrec import NeuralRecommender
-from skrec.datasets import load_movielens, make_ratings
 
 GRID = {"embedding_dim": [32, 64], "alpha": [40.0, 80.0]}
 N_SPLITS = 3
@@ -59,24 +58,6 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=10)
     return parser.parse_args()
-
-
-def load_ratings(data_home):
-    """u1.base as (X, y), or synthetic ratings of its size, and their name."""
-    try:
-        X, _, y, _ = load_movielens(
-            "100k",
-            fold=1,
-            return_X_y=True,
-            data_home=data_home,
-            download_if_missing=False,
-        )
-        return X, y, f"MovieLens-100K fold u1 (u1.base) from {display_path(data_home)}"
-    except (FileNotFoundError, OSError, ValueError):
-        X, y = make_ratings(
-            n_users=943, n_items=1650, n_ratings=80_000, as_frame=True, random_state=0
-        )
-        return X, y, "synthetic (make_ratings, 80,000 ratings; u1.base absent)"
 
 
 def search(X, y, max_iter, n_jobs):
@@ -254,7 +235,7 @@ per-split test scores with those of `n_jobs=1`. Best candidate (n_jobs=1): \
 
 def main():
     args = parse_args()
-    X, y, source = load_ratings(args.data_home)
+    X, y, _, source = load_u1_ratings(args.data_home)
     load_before = os.getloadavg()[0]
     rows = []
     for run in (

@@ -22,7 +22,6 @@ import warnings
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
-import pandas as pd
 import sklearn
 import skorch
 import torch
@@ -32,6 +31,7 @@ from _common import (
     default_data_home,
     display_path,
     encode_ratings,
+    load_u1_ratings,
     rotated,
     synchronize,
     train_plain_epoch,
@@ -43,7 +43,6 @@ import skrec
 from skrec import NeuralRecommender
 from skrec._engine._device import resolve_device
 from skrec._engine._modules import EmbeddingMLP
-from skrec.datasets import load_movielens, make_ratings
 
 
 def parse_args():
@@ -62,33 +61,6 @@ def parse_args():
     )
     parser.add_argument("--device", default="cpu")
     return parser.parse_args()
-
-
-def load_ratings(data_home):
-    """Training ratings (X, y), a short name for them and a sentence on their origin."""
-    try:
-        X, _, y, _ = load_movielens(
-            "100k",
-            fold=1,
-            data_home=data_home,
-            return_X_y=True,
-            download_if_missing=False,
-        )
-        name = "MovieLens-100K u1"
-        source = f"MovieLens-100K fold u1 (u1.base) from {display_path(data_home)}"
-    except OSError as exc:
-        print(f"MovieLens-100K not found ({exc}); using synthetic ratings instead.")
-        X, y = make_ratings(n_users=943, n_items=1682, n_ratings=80_000, random_state=0)
-        name = "synthetic ratings"
-        source = (
-            f"MovieLens-100K NOT FOUND in {display_path(data_home)}; synthetic "
-            "make_ratings("
-            "n_users=943, n_items=1682, n_ratings=80_000, random_state=0)"
-        )
-    X = pd.DataFrame(X)
-    n_users, n_items = X.iloc[:, 0].nunique(), X.iloc[:, 1].nunique()
-    source += f": {len(X):,} ratings, {n_users:,} users, {n_items:,} items"
-    return X, np.asarray(y, dtype=np.float64), name, source
 
 
 # skrec with the plain loop's objective: no L2 penalty, no weight averaging.
@@ -358,7 +330,7 @@ def main():
     start, load_before = time.perf_counter(), os.getloadavg()[0]
     args = parse_args()
     device = resolve_device(args.device)
-    X, y, data_name, source = load_ratings(args.data_home)
+    X, y, data_name, source = load_u1_ratings(args.data_home)
     print(source)
     results = measure(X, y, args, device)
     seconds = time.perf_counter() - start

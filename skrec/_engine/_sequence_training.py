@@ -258,9 +258,8 @@ class SequenceTrainer:
         return max(weight, 1e-12) / self.steps_per_epoch
 
     def _step_weight(self, weight):
-        """The weight of this step's items on every process; ``None``: this
-        process has none."""
-        weight = 0.0 if weight is None else float(weight)
+        """The weight of this step's items on every process, given this
+        process's ``weight``."""
         if self.group is None:
             return weight
         return float(self.group.sum([weight])[0])
@@ -312,7 +311,7 @@ class SequenceTrainer:
             scale = 1.0 if self.group is None else self.group.size
         divisor = self.mean_step_weight
         if self.caps_steps:
-            divisor = max(divisor, self._step_weight(weight if scale else None))
+            divisor = max(divisor, self._step_weight(float(weight) if scale else 0.0))
         (weighted_sum * (scale / divisor)).backward()
         self.step_optimizer()
         self.n_steps += 1
