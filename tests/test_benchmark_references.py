@@ -1,0 +1,62 @@
+"""The reference models that the benchmarks compare skrec against.
+
+benchmarks/_ease.py is not part of the package, but its figures are quoted
+beside skrec's: it must compute EASE's closed form and recommend as skrec's
+estimators do.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def ease():
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks_ease", BENCHMARKS / "_ease.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def closed_form(matrix, l2):
+    """EASE's weights as Steck (2019) writes them, for a dense 0/1 matrix."""
+    precision = np.linalg.inv(matrix.T @ matrix + l2 * np.eye(matrix.shape[1]))
+    weights = np.eye(matrix.shape[1]) - precision / np.diag(precision)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def test_ease_scores_are_the_closed_form(ease):
+    rng = np.random.default_rng(0)
+    matrix = (rng.random((30, 12)) < 0.3).astype(float)
+    users, items = np.nonzero(matrix)
+    X = np.column_stack([users + 100, items + 200])
+    model = ease.EASERecommender(l2=5.0).fit(X)
+    # IDs are sorted, so codes follow the rows and columns of the matrix.
+    assert model.users_.tolist() == sorted(set(users + 100))
+    user_codes = torch.arange(1, len(model.users_) + 1)
+    item_codes = torch.arange(1, len(model.items_) + 1)
+    scores = model._score_matrix(user_codes, item_codes).numpy()
+    seen_rows = np.unique(users)
+    expected = matrix[seen_rows] @ closed_form(matrix, 5.0)
+    np.testing.assert_allclose(scores, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_ease_recommends_the_co_occurring_unseen_item(ease):
+    # Items 1 and 2 always come together, item 3 is everyone's; user 9 has 1.
+    X = [[u, i] for u in range(8) for i in (1, 2)] + [[u, 3] for u in range(8)]
+    X += [[9, 1], [9, 4]]
+    model = ease.EASERecommender(l2=1.0).fit(X)
+    recommended = model.recommend([9], n=2)[0].tolist()
+    assert recommended[0] == 2
+    assert 1 not in recommended and 4 not in recommended
