@@ -1,6 +1,8 @@
 """Where the tests find MovieLens-100K, and how they skip without it; the
-synthetic implicit feedback several test files share."""
+synthetic implicit feedback several test files share; the benchmark scripts'
+helper modules."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from skrec.datasets import make_ratings
 # CI clones the repository with shared/ beside it; the data's licence forbids
 # shipping them inside the repository.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 requires_movielens = pytest.mark.skipif(
     not (SHARED_DATA / "ml-100k").is_dir(),
     reason=f"MovieLens-100K is not at {SHARED_DATA / 'ml-100k'}; its licence "
@@ -31,3 +34,13 @@ def liked_pairs():
     held_out[first] = True
     train, test = X[~held_out], X[held_out]
     return train, test[np.isin(test[:, 0], train[:, 0])]
+
+
+def benchmark_module(file_name):
+    """A module of benchmarks/, loaded from its file: the folder is not a
+    package, and its scripts import their helpers as top-level modules."""
+    name = "benchmarks" + Path(file_name).stem
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / file_name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,27 +5,16 @@ beside skrec's: it must compute EASE's closed form and recommend as skrec's
 estimators do.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from ._data import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def ease():
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_ease", BENCHMARKS / "_ease.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("_ease.py")
 
 
 def closed_form(matrix, l2):

@@ -5,15 +5,15 @@ benchmarks/_common.py, which gives it relative to the repository root or to
 the data home; the committed results must read the same.
 """
 
-import importlib.util
 import os
 import re
 from pathlib import Path
 
 import pytest
 
+from ._data import BENCHMARKS, benchmark_module
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPOSITORY / "benchmarks"
 # Top-level folders that absolute paths of machines start with.
 ROOTS = ("work", "home", "root", "Users")
 ABSOLUTE_PATH = re.compile("|".join(f"/{root}/" for root in ROOTS) + r"|\b[A-Za-z]:\\")
@@ -23,12 +23,7 @@ ABSOLUTE_PATH = re.compile("|".join(f"/{root}/" for root in ROOTS) + r"|\b[A-Za-
 def common():
     """benchmarks/_common.py: the benchmarks folder is not a package."""
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_common", BENCHMARKS / "_common.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("_common.py")
 
 
 @pytest.fixture
