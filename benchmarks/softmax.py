@@ -8,13 +8,16 @@ non-test rows (``--validation``: on the rows before the validation items, and
 scored on those) and scored by full-ranking HR@10 and NDCG@10 of
 ``recommend(users, n=10, exclude_seen=True)``; also ``recommend_next`` of each
 user's fitted items as a new session, and its latency for one 50-item session.
+``--max-history K`` keeps only each user's latest K fitted rows (the held-out
+items stay), to see the models on short histories.
 Beside skrec's defaults, tuned references that ignore order as they do: the
 ``implicit`` library's BPR and ALS, and EASE (``_ease.py``).
-Writes ``benchmarks/results/softmax.md`` (``softmax_validation.md``).
+Writes ``benchmarks/results/softmax.md`` (``softmax_validation.md``; with
+``--max-history K``, ``softmax_latestK.md`` or ``softmax_validation_latestK.md``).
 
     python benchmarks/softmax.py [--data-home DIR] [--seeds 0 1 2] [--validation]
         [--models '{"mf softmax": ["MatrixFactorization", {"loss": "softmax"}]}']
-        [--threads N]
+        [--max-history K] [--threads N]
 """
 
 import argparse
@@ -110,6 +113,12 @@ def parse_args():
         help='JSON {"name": ["MatrixFactorization" or "NeuralRecommender", '
         "{parameters}]}",
     )
+    parser.add_argument(
+        "--max-history",
+        type=int,
+        default=None,
+        help="fit on each user's latest K rows only",
+    )
     parser.add_argument("--threads", type=int, default=None)
     return parser.parse_args()
 
@@ -121,6 +130,12 @@ def split_latest(frame):
     )
     earlier, latest = next(splitter.split(frame))
     return frame.iloc[earlier], frame.iloc[latest].sort_values("user_id")
+
+
+def latest_rows(rows, k):
+    """Each user's latest ``k`` rows (ties: the larger item ID last)."""
+    ordered = rows.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    return ordered.groupby("user_id").tail(k)
 
 
 def metrics(recommended, held_out):
@@ -217,6 +232,10 @@ def main():
     if args.validation:
         rows, held_out = split_latest(non_test)
     held_out_name = "validation items" if args.validation else "test items"
+    if args.max_history is not None:
+        rows = latest_rows(rows, args.max_history)
+        held_out_name += f", each user's latest {args.max_history} rows fitted"
+        source += f"; {len(rows):,} rows fitted"
     results = {"PopularityRecommender": []}
     popularity = run(PopularityRecommender(), rows, held_out)
     results["PopularityRecommender"].append({"seed": None, **popularity})
@@ -232,7 +251,10 @@ def main():
     text = report(results, args, source, held_out_name)
     print(text)
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / ("softmax_validation.md" if args.validation else "softmax.md")
+    name = "softmax_validation" if args.validation else "softmax"
+    if args.max_history is not None:
+        name += f"_latest{args.max_history}"
+    path = RESULTS_DIR / f"{name}.md"
     path.write_text(text)
     print(f"Wrote {display_path(path)}")
 

@@ -6,10 +6,11 @@ estimators do.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from ._data import benchmark_module
+from ._data import BENCHMARKS, benchmark_module
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +50,25 @@ def test_ease_recommends_the_co_occurring_unseen_item(ease):
     recommended = model.recommend([9], n=2)[0].tolist()
     assert recommended[0] == 2
     assert 1 not in recommended and 4 not in recommended
+
+
+def test_softmax_benchmark_keeps_each_users_latest_rows(monkeypatch):
+    """softmax.py --max-history: each user's latest rows, ties in time broken
+    by the larger item ID last, as LeaveLastOut orders them."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    softmax = benchmark_module("softmax.py")
+    rows = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1, 1, 2, 2, 3],
+            "item_id": [10, 11, 12, 13, 20, 21, 30],
+            "timestamp": [4, 1, 5, 5, 2, 1, 7],
+        }
+    )
+    kept = softmax.latest_rows(rows, 2)
+    assert kept.values.tolist() == [
+        [1, 12, 5],
+        [1, 13, 5],
+        [2, 21, 1],
+        [2, 20, 2],
+        [3, 30, 7],
+    ]
