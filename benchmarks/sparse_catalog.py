@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from _common import RESULTS_DIR, display_path
 from sklearn.exceptions import ConvergenceWarning
-from softmax import metrics, split_latest
+from softmax import ID_COLUMNS, metrics, split_latest
 
 import skrec
 from skrec import (
@@ -43,7 +43,6 @@ from skrec import (
 )
 from skrec.datasets import make_sequences
 
-ID_COLUMNS = ["user_id", "item_id"]
 CATALOG = {
     "n_users": 22_000,
     "n_items": 12_000,
