@@ -92,7 +92,8 @@ def catalog(skew):
 
 
 def run(model, rows, held_out):
-    columns = ID_COLUMNS + ["timestamp"] * isinstance(model, SequentialRecommender)
+    ordered = isinstance(model, SequentialRecommender)
+    columns = [*ID_COLUMNS, "timestamp"] if ordered else ID_COLUMNS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
