@@ -62,6 +62,10 @@ MODELS = {
         "NeuralRecommender",
         {"loss": "sampled_softmax"},
     ],
+    "NeuralRecommender(loss='softmax', architecture='svdpp')": [
+        "NeuralRecommender",
+        {"loss": "softmax", "architecture": "svdpp"},
+    ],
     "MatrixFactorization(loss='softmax')": [
         "MatrixFactorization",
         {"loss": "softmax"},

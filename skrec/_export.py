@@ -210,9 +210,9 @@ class _PairScores(nn.Module):
     traces.
 
     A built-in network is scored without the shortcuts that its forward takes
-    by batch size, and with the SVD++ sums of ``"svdpp"`` (fixed once
-    fitted) added to its table rows beforehand: the sparse product that
-    computes them has no ONNX operator.
+    by batch size, and with the SVD++ sums of ``"svdpp"`` and
+    ``"svdpp_user"`` (fixed once fitted) added to its table rows beforehand:
+    the sparse product that computes them has no ONNX operator.
     """
 
     def __init__(self, module):
@@ -239,6 +239,7 @@ def _fold_history(module):
         for table, folded in zip(tables.values(), rows, strict=True):
             table.weight.copy_(folded)
     module.history_tables = None
+    module.history_kinds = ()
 
 
 def _pair_model(est, opset, onnx):

@@ -90,6 +90,7 @@ PAIR_MODELS = {
     "gmf": lambda: NeuralRecommender(architecture="gmf", **SMALL),
     "mf": lambda: NeuralRecommender(architecture="mf", **SMALL),
     "svdpp": lambda: NeuralRecommender(architecture="svdpp", **SMALL),
+    "svdpp_user": lambda: NeuralRecommender(architecture="svdpp_user", **SMALL),
     "MatrixFactorization": lambda: MatrixFactorization(**SMALL),
     "implicit bpr": lambda: MatrixFactorization(loss="bpr", **SMALL),
 }

@@ -159,7 +159,9 @@ def test_bad_alpha_dict_is_rejected(ratings, alpha):
         NeuralRecommender(alpha=alpha).fit(X, y)
 
 
-@pytest.mark.parametrize("architecture", ["neumf", "mlp", "gmf", "mf", "svdpp"])
+@pytest.mark.parametrize(
+    "architecture", ["neumf", "mlp", "gmf", "mf", "svdpp", "svdpp_user"]
+)
 def test_every_architecture_learns_and_recommends(ratings, architecture):
     X, y = ratings
     est = NeuralRecommender(**{**SMALL, "architecture": architecture}).fit(X, y)
@@ -191,17 +193,23 @@ def test_matrix_factorization_is_neural_recommender_with_mf(ratings):
     assert rmse(mf.predict(X), y) < 0.9 * rmse(np.full(len(y), y.mean()), y)
 
 
-def test_svdpp_grows_its_history_tables_in_partial_fit(ratings):
+@pytest.mark.parametrize("architecture", ["svdpp", "svdpp_user"])
+def test_svdpp_grows_its_history_tables_in_partial_fit(ratings, architecture):
     X, y = ratings
     first = X["user_id"] < X["user_id"].median()
-    est = NeuralRecommender(**{**SMALL, "architecture": "svdpp"})
+    est = NeuralRecommender(**{**SMALL, "architecture": architecture})
     with warnings.catch_warnings():
         # torch's beta warning on sparse CSR tensors is not the user's concern.
         warnings.simplefilter("error")
         est.partial_fit(X[first], y[first]).partial_fit(X[~first], y[~first])
     tables = est.module_.history_tables
-    assert len(tables["user"]) == len(est.users_) + 1
+    # The item table is summed over each user's items, the user table over
+    # each item's users, which "svdpp_user" has not.
     assert len(tables["item"]) == len(est.items_) + 1
+    if architecture == "svdpp":
+        assert len(tables["user"]) == len(est.users_) + 1
+    else:
+        assert set(tables) == {"item"}
     # Every pair of both calls is in the histories.
     assert len(est.module_.user_history) == est.user_items_.nnz
     assert rmse(est.predict(X), y) < rmse(np.full(len(y), y.mean()), y)

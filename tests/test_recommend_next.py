@@ -117,7 +117,7 @@ def test_sessions_are_folded_in_independently(softmax_mf):
         np.testing.assert_allclose(alone[1][0], together[1][k], rtol=1e-4)
 
 
-@pytest.mark.parametrize("architecture", ["mf", "gmf", "svdpp", "neumf"])
+@pytest.mark.parametrize("architecture", ["mf", "gmf", "svdpp", "svdpp_user", "neumf"])
 def test_fold_in_minimises_the_sessions_objective(architecture):
     """The folded-in embedding is a stationary point of ``L``. (A smooth
     activation: through ReLUs the minimum may sit on a kink.)"""

@@ -37,6 +37,9 @@ DOT_PRODUCT_MODELS = {
     "mf-no-biases": lambda: MatrixFactorization(**SMALL, loss="bce", biases=False),
     "gmf": lambda: NeuralRecommender(**SMALL, architecture="gmf", loss="bce"),
     "svdpp": lambda: NeuralRecommender(**SMALL, architecture="svdpp", loss="bce"),
+    "svdpp_user": lambda: NeuralRecommender(
+        **SMALL, architecture="svdpp_user", loss="softmax"
+    ),
     "neumf-linear": lambda: NeuralRecommender(
         **SMALL, architecture="neumf", hidden_layer_sizes=(), loss="bce"
     ),

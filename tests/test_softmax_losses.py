@@ -97,6 +97,7 @@ def test_sampled_cross_entropy_leaves_out_negatives_that_hit_the_target():
         ("mf", (), True),
         ("gmf", (), True),
         ("svdpp", (), True),
+        ("svdpp_user", (), True),
         ("neumf", (), True),
         ("mlp", (), True),
         ("neumf", (8,), False),
@@ -169,6 +170,45 @@ def test_softmax_loss_is_the_weighted_cross_entropy_over_the_catalog():
     torch.testing.assert_close(item_rows, module.item_table(data.items))
 
 
+def test_softmax_leaves_each_rows_item_out_of_its_users_history_sum():
+    trainer, data = _trainer("softmax", "svdpp_user")
+    module = trainer.module
+    module.set_history(data.users, data.items)
+    with torch.no_grad():
+        module.history_tables["item"].normal_()
+    loss, _, _ = softmax_cross_entropy(module, data, trainer.sampler)
+    y = module.history_tables["item"]
+    states = []
+    for user, item in zip(data.users.tolist(), data.items.tolist(), strict=True):
+        own = data.items[data.users == user].tolist()
+        others = [j for j in own if j != item]
+        p = module.user_table.weight[user, :-1] + y[others].sum(0) / len(own) ** 0.5
+        states.append(module.states_of(p[None])[0])
+    outputs = module.item_outputs(torch.arange(1, 8))[0]
+    expected = F.cross_entropy(
+        torch.stack(states) @ outputs.T, data.items - 1, reduction="none"
+    )
+    torch.testing.assert_close(loss, (expected * data.targets).mean())
+
+
+@pytest.mark.parametrize("architecture", ["svdpp", "svdpp_user"])
+@pytest.mark.parametrize("loss", ["softmax", "sampled_softmax"])
+def test_a_users_only_item_gets_no_gradient_through_its_history_vector(
+    loss, architecture
+):
+    """User 3's only item is 7: left out of the user's sum, its history
+    vector enters no training score, so a model cannot learn to rank an item
+    a user already has above the others through it."""
+    trainer, data = _trainer(loss, architecture)
+    module = trainer.module
+    module.set_history(data.users, data.items)
+    value, _, _ = trainer.loss(module, data, trainer.sampler)
+    value.backward()
+    gradient = module.history_tables["item"].grad
+    assert torch.all(gradient[7] == 0)
+    assert torch.any(gradient[2] != 0)
+
+
 @pytest.mark.parametrize("architecture", ["mf", "neumf"])
 def test_sampled_softmax_scores_the_shared_negatives(architecture):
     trainer, data = _trainer("sampled_softmax", architecture)
@@ -222,11 +262,20 @@ def dense_liked():
         lambda: MatrixFactorization(**SMALL, loss="softmax"),
         lambda: MatrixFactorization(**SMALL, loss="sampled_softmax"),
         lambda: NeuralRecommender(**SMALL, architecture="gmf", loss="softmax"),
+        lambda: NeuralRecommender(**SMALL, architecture="svdpp", loss="softmax"),
         lambda: NeuralRecommender(**SMALL, loss="softmax"),
         lambda: NeuralRecommender(**SMALL, architecture="neumf", loss="softmax"),
         lambda: MatrixFactorization(loss="softmax", random_state=0, n_jobs=1),
     ],
-    ids=["mf", "mf-sampled", "gmf", "svdpp", "neumf-sampled", "mf-defaults"],
+    ids=[
+        "mf",
+        "mf-sampled",
+        "gmf",
+        "svdpp",
+        "svdpp_user",
+        "neumf-sampled",
+        "mf-defaults",
+    ],
 )
 def test_softmax_losses_rank_better_than_popularity(dense_liked, make):
     """NDCG@10 of the held-out quarter of each user's liked items, ranked
@@ -284,7 +333,7 @@ def test_auto_negatives_depend_on_the_loss_and_the_network():
 
 def test_auto_architecture_factorizes_for_the_softmax_losses():
     assert NeuralRecommender(loss="bce")._architecture() == "neumf"
-    assert NeuralRecommender(loss="softmax")._architecture() == "svdpp"
+    assert NeuralRecommender(loss="softmax")._architecture() == "svdpp_user"
     assert NeuralRecommender(loss="softmax", architecture="mlp")._architecture() == (
         "mlp"
     )

@@ -149,17 +149,19 @@ def softmax_cross_entropy(module, batch, sampler):
     ``sampler`` is an ``ItemSampler`` over item codes ``1 .. n_items - 1``,
     its row ``r`` being item code ``r + 1``.
     """
-    # A user's rows in the batch share the user's logits.
-    users, owners = torch.unique(batch.users, return_inverse=True)
-    states, user_rows = module.user_states(users)
+    if "user" not in module.history_kinds:
+        # A user's rows in the batch share the user's logits.
+        users, owners = torch.unique(batch.users, return_inverse=True)
+        states, user_rows = module.user_states(users)
+        user_rows = user_rows[owners]
+    else:
+        # Each row's state leaves out its own item: no logits to share.
+        states, user_rows = module.user_states(batch.users, leave_out=batch.items)
+        owners = None
     catalog = torch.arange(1, len(sampler.probabilities) + 1, device=states.device)
     outputs, item_rows = module.item_outputs(catalog)
     losses = full_softmax(states, batch.items - 1, outputs, owners=owners)
-    return (
-        (losses * batch.targets).mean(),
-        user_rows[owners],
-        item_rows[batch.items - 1],
-    )
+    return (losses * batch.targets).mean(), user_rows, item_rows[batch.items - 1]
 
 
 def sampled_softmax_cross_entropy(module, batch, sampler):
@@ -173,7 +175,7 @@ def sampled_softmax_cross_entropy(module, batch, sampler):
     negatives = sampler.shared()
     n_pos = len(batch)
     if factorizes(module):
-        states, user_rows = module.user_states(batch.users)
+        states, user_rows = module.user_states(batch.users, leave_out=batch.items)
         outputs, item_rows = module.item_outputs(
             torch.cat([batch.items, negatives + 1])
         )

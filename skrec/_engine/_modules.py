@@ -31,17 +31,23 @@ PROJECTED_ROWS_PER_TABLE_ROW = 2
 
 
 ARCHITECTURES = {
-    # name: (has an MLP, product of the embeddings, implicit histories)
-    "neumf": (True, "dot", False),
-    "mlp": (True, None, False),
-    "gmf": (False, "weighted", False),
-    "mf": (False, "dot", False),
-    "svdpp": (False, "dot", True),
+    # name: (has an MLP, product of the embeddings, the kinds of rows whose
+    # embeddings gain a sum over their implicit history)
+    "neumf": (True, "dot", ()),
+    "mlp": (True, None, ()),
+    "gmf": (False, "weighted", ()),
+    "mf": (False, "dot", ()),
+    "svdpp": (False, "dot", ("user", "item")),
+    "svdpp_user": (False, "dot", ("user",)),
 }
 
 # Initial scale of the history tables: their sums start near zero, so training
 # starts as plain matrix factorization.
 HISTORY_INIT_STD = 0.01
+
+
+def _other(kind):
+    return "item" if kind == "user" else "user"
 
 
 class EmbeddingMLP(nn.Module):
@@ -93,18 +99,21 @@ class EmbeddingMLP(nn.Module):
         biases=True,
     ):
         super().__init__()
-        has_mlp, self.product, has_history = ARCHITECTURES[architecture]
+        has_mlp, self.product, self.history_kinds = ARCHITECTURES[architecture]
         self.biases = biases
         self.register_buffer("user_side", torch.zeros(n_users, n_user_features))
         self.register_buffer("item_side", torch.zeros(n_items, n_item_features))
         self.user_table = _embedding_with_bias(n_users, embedding_dim)
         self.item_table = _embedding_with_bias(n_items, embedding_dim)
         self.history_tables = None
-        if has_history:
+        if self.history_kinds:
+            # A user's sum runs over a table of item vectors, an item's over
+            # one of user vectors: each table is named by the kind of its rows.
+            n_rows = {"user": n_users, "item": n_items}
             self.history_tables = nn.ParameterDict(
                 {
-                    "item": _small_table(n_items, embedding_dim),
-                    "user": _small_table(n_users, embedding_dim),
+                    _other(kind): _small_table(n_rows[_other(kind)], embedding_dim)
+                    for kind in self.history_kinds
                 }
             )
             self.set_history(
@@ -146,7 +155,8 @@ class EmbeddingMLP(nn.Module):
             kind: torch.bincount(codes[kind], minlength=n_rows[kind]) for kind in codes
         }
         norms = {kind: counts[kind].clamp(min=1).float().rsqrt() for kind in codes}
-        for kind, other in (("user", "item"), ("item", "user")):
+        for kind in ("user", "item"):
+            other = _other(kind)
             order = torch.argsort(codes[kind], stable=True)
             self.register_buffer(f"{kind}_history_indptr", _offsets(counts[kind]))
             self.register_buffer(f"{kind}_history", codes[other][order])
@@ -162,13 +172,13 @@ class EmbeddingMLP(nn.Module):
     def with_history(self, user_rows, item_rows, users, items):
         """The table rows with, for ``svdpp``, the normalised sums of the
         history tables over each user's items and each item's users added to
-        the embeddings (SVD++ on both sides): ``p_u + |N(u)|^-1/2 sum_j y_j``."""
-        if self.history_tables is None:
-            return user_rows, item_rows
-        return (
-            _plus_embedding(user_rows, self._history_sums("user")[users]),
-            _plus_embedding(item_rows, self._history_sums("item")[items]),
-        )
+        the embeddings (SVD++ on both sides): ``p_u + |N(u)|^-1/2 sum_j y_j``;
+        for ``svdpp_user``, on the user's side only."""
+        if "user" in self.history_kinds:
+            user_rows = _plus_embedding(user_rows, self._history_sums("user")[users])
+        if "item" in self.history_kinds:
+            item_rows = _plus_embedding(item_rows, self._history_sums("item")[items])
+        return user_rows, item_rows
 
     def _history_sums(self, kind):
         """Every user's (item's) normalised sum, as one sparse product.
@@ -177,7 +187,7 @@ class EmbeddingMLP(nn.Module):
         which sparse kernels do faster than gathering per batch row up to
         millions of interactions.
         """
-        other = "item" if kind == "user" else "user"
+        other = _other(kind)
         return _SparseProduct.apply(
             self._history_matrix(kind, f"{kind}_history_weights"),
             self._history_matrix(other, f"{other}_history_transposed"),
@@ -186,7 +196,7 @@ class EmbeddingMLP(nn.Module):
 
     def _history_matrix(self, kind, weights):
         indptr = getattr(self, f"{kind}_history_indptr")
-        n_columns = len(self.history_tables["item" if kind == "user" else "user"])
+        n_columns = getattr(self, f"{_other(kind)}_history_indptr").numel() - 1
         with warnings.catch_warnings():
             # torch flags its CSR support as beta; the product used here is
             # covered by skrec's tests.
@@ -207,9 +217,16 @@ class EmbeddingMLP(nn.Module):
         linear in the embeddings."""
         return self.mlp is None or len(self.mlp) == 0
 
-    def user_states(self, users):
+    def user_states(self, users, leave_out=None):
         """The user side of a factorized score, and the table rows ``[p, b]``
         looked up.
+
+        ``leave_out``, item codes of the users' own interactions, one per
+        user, takes each out of its user's history sum (``svdpp`` and
+        ``svdpp_user``): a training row's state must not contain the item it
+        predicts (as FISM, Kabbur et al. 2013, leaves it out), or the model
+        learns to score the items a user already has, which on short
+        histories weigh much in the sum, and which it never recommends.
 
         With ``item_outputs``, ``score(u, i) = states_u . outputs_i + c_u``,
         where ``c_u`` (the global and user biases, user and per-row features)
@@ -217,9 +234,17 @@ class EmbeddingMLP(nn.Module):
         """
         user_rows = self.user_table(users)
         p = user_rows[:, :-1]
-        if self.history_tables is not None:
+        if "user" in self.history_kinds:
             p = p + self._history_sums("user")[users]
+            if leave_out is not None:
+                p = p - self._own_history_terms(users, leave_out)
         return self.states_of(p), user_rows
+
+    def _own_history_terms(self, users, items):
+        """Each item's term in its user's normalised history sum."""
+        indptr = self.user_history_indptr
+        counts = (indptr[users + 1] - indptr[users]).clamp(min=1)
+        return self.history_tables["item"][items] * counts.float().rsqrt()[:, None]
 
     def states_of(self, p):
         """The user side of a factorized score (see ``user_states``) of user
@@ -237,7 +262,7 @@ class EmbeddingMLP(nn.Module):
         for the other architectures. ``owners`` gives each item's session."""
         dim = self.user_table.embedding_dim - 1
         sums = self.user_table.weight.new_zeros(n_sessions, dim)
-        if self.history_tables is None:
+        if "user" not in self.history_kinds:
             return sums
         sums.index_add_(0, owners, self.history_tables["item"][items])
         counts = torch.bincount(owners, minlength=n_sessions).clamp(min=1)
@@ -249,7 +274,7 @@ class EmbeddingMLP(nn.Module):
         rows ``[q, b]`` looked up."""
         item_rows = self.item_table(items)
         q, bias = item_rows[:, :-1], item_rows[:, -1]
-        if self.history_tables is not None:
+        if "item" in self.history_kinds:
             q = q + self._history_sums("item")[items]
         offset = bias if self.biases else torch.zeros_like(bias)
         x = self.item_side[items]
