@@ -179,8 +179,9 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         ``{"user": a, "item": b}`` sets each table's strength. ``"auto"`` is
         80 for ``loss`` ``"mse"``, ``"bce"`` and ``"bpr"``, and 3 for the
         softmax losses, whose gradients are spread over the whole catalog and
-        which a strong penalty holds at popularity (on the MovieLens-100K
-        validation items, 10 ranks far worse than 1 to 3).
+        which a strong penalty holds at popularity (with their default
+        architecture, HR@10 of the MovieLens-100K validation items 0.119 at 1
+        and at 10, 0.128 at 3, means of 3 seeds).
 
     batch_size : int or "auto", default="auto"
         Rows per optimizer step. ``"auto"`` is ``min(1024, n_samples)``.
@@ -199,7 +200,9 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
 
     learning_rate_init : float or "auto", default="auto"
         The solver's initial learning rate. ``"auto"`` is 1e-3, and 1e-2 for
-        the softmax losses, which converge in a few epochs at that rate.
+        the softmax losses, which converge in a few epochs at that rate (with
+        their default architecture, HR@10 of the MovieLens-100K validation
+        items 0.128, against 0.123 at 3e-3 and 0.118 at 3e-2).
 
     weight_averaging : float in [0, 1), "auto" or None, default="auto"
         If a float, predict with an exponential moving average of the weights
