@@ -32,15 +32,12 @@ import numpy as np
 import torch
 from _common import RESULTS_DIR, display_path
 from sklearn.exceptions import ConvergenceWarning
+from softmax import ESTIMATORS as SOFTMAX_ESTIMATORS
 from softmax import ID_COLUMNS, metrics, split_latest
+from softmax import MODELS as SOFTMAX_MODELS
 
 import skrec
-from skrec import (
-    MatrixFactorization,
-    NeuralRecommender,
-    PopularityRecommender,
-    SequentialRecommender,
-)
+from skrec import PopularityRecommender, SequentialRecommender
 from skrec.datasets import make_sequences
 
 CATALOG = {
@@ -50,28 +47,18 @@ CATALOG = {
     "min_length": 5,
     "order_strength": 0.3,
 }
-ESTIMATORS = {
-    "MatrixFactorization": MatrixFactorization,
-    "NeuralRecommender": NeuralRecommender,
-    "SequentialRecommender": SequentialRecommender,
-}
-# Default parameters but the loss (random_state set per seed).
+ESTIMATORS = {**SOFTMAX_ESTIMATORS, "SequentialRecommender": SequentialRecommender}
+# softmax.py's models of default parameters but the loss (random_state set per
+# seed), and the sequential model.
 MODELS = {
-    "NeuralRecommender(loss='softmax')": ["NeuralRecommender", {"loss": "softmax"}],
-    "NeuralRecommender(loss='sampled_softmax')": [
-        "NeuralRecommender",
-        {"loss": "sampled_softmax"},
-    ],
-    "NeuralRecommender(loss='softmax', architecture='svdpp')": [
-        "NeuralRecommender",
-        {"loss": "softmax", "architecture": "svdpp"},
-    ],
-    "MatrixFactorization(loss='softmax')": [
-        "MatrixFactorization",
-        {"loss": "softmax"},
-    ],
-    "SequentialRecommender()": ["SequentialRecommender", {"time_col": "timestamp"}],
-}
+    name: SOFTMAX_MODELS[name]
+    for name in (
+        "NeuralRecommender(loss='softmax')",
+        "NeuralRecommender(loss='sampled_softmax')",
+        "NeuralRecommender(loss='softmax', architecture='svdpp')",
+        "MatrixFactorization(loss='softmax')",
+    )
+} | {"SequentialRecommender()": ["SequentialRecommender", {"time_col": "timestamp"}]}
 
 
 def parse_args():

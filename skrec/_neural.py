@@ -732,9 +732,9 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         When the scores are linear in ``p`` (architectures ``"mf"``,
         ``"gmf"``, ``"svdpp"`` and ``"svdpp_user"``, whose session also gets
         SVD++'s sum over its items, or no hidden layer) the minimiser is found
-        by a few Newton steps; through an MLP by L-BFGS, which takes longer. A session's
-        order and repeated items weigh like a user's rows: each occurrence
-        counts once. Item IDs not seen in fit are skipped; a session left
+        by a few Newton steps; through an MLP by L-BFGS, which takes longer.
+        A session's order and repeated items weigh like a user's rows: each
+        occurrence counts once. Item IDs not seen in fit are skipped; a session left
         empty gets the most popular items, as an unknown user does in
         ``recommend``.
 
