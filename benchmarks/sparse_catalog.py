@@ -49,16 +49,22 @@ CATALOG = {
 }
 ESTIMATORS = {**SOFTMAX_ESTIMATORS, "SequentialRecommender": SequentialRecommender}
 # softmax.py's models of default parameters but the loss (random_state set per
-# seed), and the sequential model.
+# seed), the architecture that "auto" chooses for long histories, and the
+# sequential model.
 MODELS = {
     name: SOFTMAX_MODELS[name]
     for name in (
         "NeuralRecommender(loss='softmax')",
         "NeuralRecommender(loss='sampled_softmax')",
-        "NeuralRecommender(loss='softmax', architecture='svdpp')",
         "MatrixFactorization(loss='softmax')",
     )
-} | {"SequentialRecommender()": ["SequentialRecommender", {"time_col": "timestamp"}]}
+} | {
+    "NeuralRecommender(loss='softmax', architecture='svdpp')": [
+        "NeuralRecommender",
+        {"loss": "softmax", "architecture": "svdpp"},
+    ],
+    "SequentialRecommender()": ["SequentialRecommender", {"time_col": "timestamp"}],
+}
 
 
 def parse_args():

@@ -79,6 +79,11 @@ AUTO_MLP_SOFTMAX_NEGATIVES = 64
 # losses' values are each estimator's _auto_alpha and _auto_learning_rate.
 AUTO_SOFTMAX_ALPHA = 3.0
 AUTO_SOFTMAX_LEARNING_RATE = 1e-2
+# architecture="auto" with the softmax losses: "svdpp" from this many distinct
+# items per user in fit on average, "svdpp_user" below. On MovieLens-100K
+# validation items the item-side sums ranked higher with 30 items per user and
+# more and about level with 10; on make_sequences' short histories, lower.
+AUTO_SVDPP_MIN_ITEMS_PER_USER = 20
 # weight_averaging="auto": the decay, and the largest network it applies to.
 AUTO_AVERAGING = 0.99
 AUTO_AVERAGING_MAX_WEIGHTS = 4_000_000
@@ -129,18 +134,17 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         ``"gmf"``, ``"mf"``, ``"svdpp"`` and ``"svdpp_user"`` have no MLP:
         they ignore ``hidden_layer_sizes``, ``activation`` and ``dropout``,
         and side features enter them through a linear term. ``"auto"`` is
-        ``"neumf"`` for ``loss`` ``"mse"``, ``"bce"`` and ``"bpr"``, and
-        ``"svdpp_user"`` for the softmax losses: its scores factorize, so it
-        trains the full softmax, which an MLP cannot afford. On held-out
-        validation items (see the user guide on implicit feedback) it ranked
-        best of ``"svdpp_user"``, ``"svdpp"`` and :class:`MatrixFactorization`
-        on synthetic catalogs of 22,000 users with 9 interactions each (HR@10
-        0.232, 0.217 and 0.215 where popularity dominates; 0.033, 0.025 and
-        0.028 on a flatter one), as well as ``"svdpp"`` on MovieLens-100K
-        (0.128 both; ``"mf"`` 0.127, ``"neumf"`` 0.125, means of 3 seeds), and
-        best there with each user cut to the latest 10 items (0.121, 0.117,
-        ``"mf"`` 0.106). Name an architecture with an MLP to train one on a
-        softmax loss.
+        ``"neumf"`` for ``loss`` ``"mse"``, ``"bce"`` and ``"bpr"``. For the
+        softmax losses, whose full softmax needs scores that factorize, it is
+        ``"svdpp"`` when the users of the first fit have 20 distinct items or
+        more on average, and ``"svdpp_user"`` below; ``architecture_`` says
+        which. On held-out validation items (see the user guide on implicit
+        feedback) the item-side sums of ``"svdpp"`` ranked higher on
+        MovieLens-100K's long histories, about level where each user was cut
+        to the latest 10 items, and lower on synthetic catalogs of 22,000
+        users with 7 items each, whose users have no tastes for them to
+        capture; the guide gives the figures. Name an architecture with an
+        MLP to train one on a softmax loss.
 
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Activation of the hidden layers.
@@ -179,9 +183,10 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         ``{"user": a, "item": b}`` sets each table's strength. ``"auto"`` is
         80 for ``loss`` ``"mse"``, ``"bce"`` and ``"bpr"``, and 3 for the
         softmax losses, whose gradients are spread over the whole catalog and
-        which a strong penalty holds at popularity (with their default
-        architecture, HR@10 of the MovieLens-100K validation items 0.119 at 1
-        and at 10, 0.128 at 3, means of 3 seeds).
+        which a strong penalty holds at popularity (HR@10 of the
+        MovieLens-100K validation items, means of 3 seeds: with ``"svdpp"``
+        0.128 at 1 and at 3, 0.126 at 10 and 0.118 at 30; with
+        ``"svdpp_user"`` 0.119 at 1 and at 10, 0.128 at 3).
 
     batch_size : int or "auto", default="auto"
         Rows per optimizer step. ``"auto"`` is ``min(1024, n_samples)``.
@@ -201,8 +206,8 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
     learning_rate_init : float or "auto", default="auto"
         The solver's initial learning rate. ``"auto"`` is 1e-3, and 1e-2 for
         the softmax losses, which converge in a few epochs at that rate (with
-        their default architecture, HR@10 of the MovieLens-100K validation
-        items 0.128, against 0.123 at 3e-3 and 0.118 at 3e-2).
+        ``"svdpp_user"``, HR@10 of the MovieLens-100K validation items 0.128,
+        against 0.123 at 3e-3 and 0.118 at 3e-2).
 
     weight_averaging : float in [0, 1), "auto" or None, default="auto"
         If a float, predict with an exponential moving average of the weights
@@ -381,6 +386,10 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
 
     module_ : torch.nn.Module
         The trained network.
+
+    architecture_ : str or None
+        The architecture trained: ``architecture``, or the one ``"auto"``
+        chose on the first fit; None with a custom ``module``.
 
     device_ : torch.device
         The device the network lives on.
@@ -1162,6 +1171,9 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             grow_embedding_tables(module, n_rows)
         else:
             module = self._new_module(n_rows).to(device)
+            self.architecture_ = (
+                None if self.module is not None else self._architecture()
+            )
         if isinstance(module, EmbeddingMLP):
             run_on_every_process(
                 group, keep_side_features, module, data, self._side_feature_error
@@ -1256,9 +1268,16 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         return {table: float(a) for table, a in self.alpha.items()}
 
     def _architecture(self):
+        """The architecture to build: ``architecture``, or the one ``"auto"``
+        chooses given the seen pairs of the first fit."""
         if self.architecture != "auto":
             return self.architecture
-        return "svdpp_user" if self.loss in SOFTMAX_LOSSES else "neumf"
+        if self.loss not in SOFTMAX_LOSSES:
+            return "neumf"
+        items_per_user = self.user_items_.nnz / max(len(self.users_), 1)
+        if items_per_user >= AUTO_SVDPP_MIN_ITEMS_PER_USER:
+            return "svdpp"
+        return "svdpp_user"
 
     def _learning_rate_init(self):
         if self.learning_rate_init != "auto":
@@ -1500,6 +1519,9 @@ class MatrixFactorization(NeuralRecommender):
 
     module_ : torch.nn.Module
         The trained model.
+
+    architecture_ : str
+        Always ``"mf"``.
 
     n_iter_ : int
         Epochs run.

@@ -336,6 +336,7 @@ def test_custom_module_is_trained_and_penalised(ratings):
     strong = NeuralRecommender(**{**params, "alpha": 1e4}).fit(X, y)
     weak = NeuralRecommender(**{**params, "alpha": 0.0}).fit(X, y)
     assert isinstance(weak.module_, DotProduct)
+    assert weak.architecture_ is None  # the module replaces the architecture
     assert rmse(weak.predict(X), y) < 0.8 * np.std(y)
     assert strong.module_.users.weight.norm() < 0.5 * weak.module_.users.weight.norm()
     assert weak.recommend([1], n=3).shape == (1, 3)

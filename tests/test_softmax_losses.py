@@ -331,13 +331,66 @@ def test_auto_negatives_depend_on_the_loss_and_the_network():
     assert explicit._n_negatives(mf) == 9
 
 
-def test_auto_architecture_factorizes_for_the_softmax_losses():
-    assert NeuralRecommender(loss="bce")._architecture() == "neumf"
-    assert NeuralRecommender(loss="softmax")._architecture() == "svdpp_user"
-    assert NeuralRecommender(loss="softmax", architecture="mlp")._architecture() == (
-        "mlp"
-    )
-    assert MatrixFactorization(loss="sampled_softmax")._architecture() == "mf"
+def _pairs(items_per_user, n_users=6, n_items=40, repeats=1):
+    """Each user's ``items_per_user`` distinct items, each row ``repeats``
+    times."""
+    rng = np.random.RandomState(0)
+    rows = [
+        [user, item]
+        for user in range(n_users)
+        for item in rng.choice(n_items, items_per_user, replace=False)
+    ]
+    return np.repeat(np.array(rows), repeats, axis=0)
+
+
+ONE_EPOCH = dict(SMALL, max_iter=1, early_stopping=False)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("loss", ["softmax", "sampled_softmax"])
+@pytest.mark.parametrize(
+    "items_per_user, architecture, history_kinds",
+    [(19, "svdpp_user", ("user",)), (20, "svdpp", ("user", "item"))],
+)
+def test_auto_architecture_of_the_softmax_losses_follows_the_history_length(
+    loss, items_per_user, architecture, history_kinds
+):
+    est = NeuralRecommender(loss=loss, **ONE_EPOCH).fit(_pairs(items_per_user))
+    assert est.architecture_ == architecture
+    assert est.module_.history_kinds == history_kinds
+    assert est.get_params()["architecture"] == "auto"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_auto_architecture_counts_distinct_items():
+    # 10 distinct items per user, each twice: 20 rows per user.
+    est = NeuralRecommender(loss="softmax", **ONE_EPOCH)
+    assert est.fit(_pairs(10, repeats=2)).architecture_ == "svdpp_user"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_auto_architecture_is_chosen_once_per_model():
+    est = NeuralRecommender(loss="softmax", warm_start=True, **ONE_EPOCH)
+    est.fit(_pairs(5))
+    assert est.fit(_pairs(25)).architecture_ == "svdpp_user"
+    assert est.set_params(warm_start=False).fit(_pairs(25)).architecture_ == "svdpp"
+    chunked = NeuralRecommender(loss="softmax", **ONE_EPOCH).partial_fit(_pairs(25))
+    assert chunked.partial_fit(_pairs(5)).architecture_ == "svdpp"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "est, architecture",
+    [
+        (NeuralRecommender(loss="bce"), "neumf"),
+        (NeuralRecommender(loss="softmax", architecture="mlp"), "mlp"),
+        (NeuralRecommender(loss="softmax", architecture="svdpp_user"), "svdpp_user"),
+        (MatrixFactorization(loss="sampled_softmax"), "mf"),
+    ],
+)
+def test_named_architectures_and_other_losses_keep_theirs(est, architecture):
+    est.set_params(**ONE_EPOCH)
+    assert est.fit(_pairs(25)).architecture_ == architecture
 
 
 def test_auto_alpha_and_learning_rate_depend_on_the_loss():
