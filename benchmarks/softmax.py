@@ -62,7 +62,8 @@ MODELS = {
         "NeuralRecommender",
         {"loss": "sampled_softmax"},
     ],
-    # "auto" chooses "svdpp" on MovieLens-100K's long histories; the other.
+    # The architecture that "auto" does not choose on MovieLens-100K's long
+    # histories, whose "auto" is "svdpp".
     "NeuralRecommender(loss='softmax', architecture='svdpp_user')": [
         "NeuralRecommender",
         {"loss": "softmax", "architecture": "svdpp_user"},

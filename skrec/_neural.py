@@ -743,9 +743,9 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         SVD++'s sum over its items, or no hidden layer) the minimiser is found
         by a few Newton steps; through an MLP by L-BFGS, which takes longer.
         A session's order and repeated items weigh like a user's rows: each
-        occurrence counts once. Item IDs not seen in fit are skipped; a session left
-        empty gets the most popular items, as an unknown user does in
-        ``recommend``.
+        occurrence counts once. Item IDs not seen in fit are skipped; a
+        session left empty gets the most popular items, as an unknown user
+        does in ``recommend``.
 
         Parameters
         ----------
@@ -1170,10 +1170,10 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             module = copy.deepcopy(self.module_).to(device)
             grow_embedding_tables(module, n_rows)
         else:
-            module = self._new_module(n_rows).to(device)
             self.architecture_ = (
                 None if self.module is not None else self._architecture()
             )
+            module = self._new_module(n_rows).to(device)
         if isinstance(module, EmbeddingMLP):
             run_on_every_process(
                 group, keep_side_features, module, data, self._side_feature_error
@@ -1183,7 +1183,8 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
         return module
 
     def _new_module(self, n_rows):
-        """A freshly initialised network with ``n_rows`` rows per table."""
+        """A freshly initialised network with ``n_rows`` rows per table, of
+        the fitted ``architecture_``."""
         if self.module is not None:
             return self._custom_module(n_rows)
         return EmbeddingMLP(
@@ -1194,7 +1195,7 @@ class NeuralRecommender(RecommendMixin, TorchStateMixin, BaseRecommender):
             hidden_layer_sizes=tuple(self._hidden_layer_sizes()),
             activation=self.activation,
             dropout=self.dropout,
-            architecture=self._architecture(),
+            architecture=self.architecture_,
             n_user_features=self._n_side_features[0],
             n_item_features=self._n_side_features[1],
             biases=self.biases,

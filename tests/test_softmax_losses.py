@@ -1,5 +1,7 @@
 """The softmax losses of NeuralRecommender and MatrixFactorization."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -376,6 +378,18 @@ def test_auto_architecture_is_chosen_once_per_model():
     assert est.set_params(warm_start=False).fit(_pairs(25)).architecture_ == "svdpp"
     chunked = NeuralRecommender(loss="softmax", **ONE_EPOCH).partial_fit(_pairs(25))
     assert chunked.partial_fit(_pairs(5)).architecture_ == "svdpp"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_loaded_model_keeps_the_architecture_it_was_trained_with():
+    # Later chunks lengthen the histories past the rule's threshold: the
+    # network rebuilt on loading must still be the one trained.
+    est = NeuralRecommender(loss="softmax", **ONE_EPOCH).partial_fit(_pairs(10))
+    est.partial_fit(_pairs(30))
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.module_.history_kinds == ("user",)
+    X = _pairs(30)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
